@@ -1,0 +1,48 @@
+#include "codecs/validator.h"
+
+#include <utility>
+
+#include "codecs/mhm_codec.h"
+
+namespace psl::codecs {
+
+MessageValidator::MessageValidator(const SchemaRegistry& schemas, const Clock& clock,
+                                   XmlLimits limits)
+    : schemas_(schemas), clock_(clock), limits_(limits) {}
+
+ValidationReport MessageValidator::Validate(std::string_view bytes) const {
+  ValidationReport report;
+  Problem problem;
+  StatusOr<XmlDocPtr> doc = ParseUntrustedXml(bytes, limits_, &problem);
+  if (!doc.ok()) {
+    problem.document = "envelope";
+    report.problems.push_back(std::move(problem));
+    return report;
+  }
+  const xmlNode* root = xmlDocGetRootElement(doc->get());
+  if (MhmCodec::OperationOf(root).has_value()) {
+    // The report carries every finding; the request itself is not needed here.
+    (void)MhmCodec(schemas_, clock_, limits_).DecodeParsed(std::move(doc).value(), &report);
+    return report;
+  }
+  if (MhmCodec::IsKmehrRequest(root)) {
+    (void)MhmCodec(schemas_, clock_, limits_).CheckDetailOnly(doc->get(), &report);
+    return report;
+  }
+  Problem unknown;
+  unknown.code = "PSL-FLOW-UNKNOWN";
+  unknown.message =
+      "the root element does not belong to a supported flow (MHM: SendSubscriptionRequest, "
+      "CancelSubscriptionRequest or NotifySubscriptionClosureRequest in namespace " +
+      std::string(kMhmNamespace) + ", or their kmehr payload SendTransactionRequest in namespace " +
+      std::string(kMessageServicesNamespace) + ")";
+  if (root != nullptr) {
+    const auto line = xmlGetLineNo(root);
+    unknown.line = line > 0 ? static_cast<int>(line) : 0;
+    unknown.path = NodePath(root);
+  }
+  report.problems.push_back(std::move(unknown));
+  return report;
+}
+
+}  // namespace psl::codecs

@@ -1,0 +1,1171 @@
+#include "codecs/xades.h"
+
+#include <libxml/tree.h>
+#include <libxml/valid.h>
+#include <openssl/bn.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <xmlsec/crypto.h>
+#include <xmlsec/keysmngr.h>
+#include <xmlsec/openssl/app.h>
+#include <xmlsec/openssl/evp.h>
+#include <xmlsec/templates.h>
+#include <xmlsec/xmldsig.h>
+#include <xmlsec/xmlsec.h>
+#include <zlib.h>
+
+#include <cstdio>
+#include <ctime>
+#include <map>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include <openssl/x509.h>
+#include <xmlsec/openssl/x509.h>
+
+#include "codecs/xml_parser.h"
+#include "codecs/xmlsec_library.h"
+
+namespace psl::codecs {
+namespace {
+
+using std::chrono::system_clock;
+
+constexpr char kDsNs[] = "http://www.w3.org/2000/09/xmldsig#";
+constexpr char kExcC14n[] = "http://www.w3.org/2001/10/xml-exc-c14n#";
+constexpr char kBase64[] = "http://www.w3.org/2000/09/xmldsig#base64";
+constexpr char kRsaSha256[] = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256";
+constexpr char kSha256[] = "http://www.w3.org/2001/04/xmlenc#sha256";
+
+// ---- Small helpers over libxml2 / OpenSSL. ----
+
+const xmlChar* X(const char* s) {
+  return reinterpret_cast<const xmlChar*>(s);
+}
+const char* C(const xmlChar* s) {
+  return reinterpret_cast<const char*>(s);
+}
+
+bool Is(const xmlNode* n, const char* ns, const char* local) {
+  return n != nullptr && n->type == XML_ELEMENT_NODE && n->ns != nullptr &&
+         xmlStrEqual(n->ns->href, X(ns)) && xmlStrEqual(n->name, X(local));
+}
+
+std::vector<xmlNode*> ElementChildren(xmlNode* parent) {
+  std::vector<xmlNode*> out;
+  for (xmlNode* c = parent->children; c != nullptr; c = c->next) {
+    if (c->type == XML_ELEMENT_NODE) {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+std::vector<xmlNode*> Children(xmlNode* parent, const char* ns, const char* local) {
+  std::vector<xmlNode*> out;
+  for (xmlNode* c : ElementChildren(parent)) {
+    if (Is(c, ns, local)) {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+// The one child `ns:local` of `parent`, or an error naming `where`.
+StatusOr<xmlNode*> OneChild(xmlNode* parent, const char* ns, const char* local,
+                            const std::string& where) {
+  std::vector<xmlNode*> found = Children(parent, ns, local);
+  if (found.size() != 1) {
+    return Status::Invalid(where + " must hold exactly one " + local + " (found " +
+                           std::to_string(found.size()) + ")");
+  }
+  return found.front();
+}
+
+std::string Attr(const xmlNode* n, const char* name) {
+  XmlCharPtr v(xmlGetNoNsProp(n, X(name)));
+  return v == nullptr ? std::string() : std::string(C(v.get()));
+}
+
+bool HasAttr(const xmlNode* n, const char* name) {
+  return xmlHasNsProp(n, X(name), nullptr);
+}
+
+std::string Text(const xmlNode* n) {
+  XmlCharPtr v(xmlNodeGetContent(n));
+  return v == nullptr ? std::string() : std::string(C(v.get()));
+}
+
+std::string Trim(std::string s) {
+  const char* ws = " \t\r\n";
+  s.erase(0, s.find_first_not_of(ws));
+  const std::size_t end = s.find_last_not_of(ws);
+  s.erase(end == std::string::npos ? 0 : end + 1);
+  return s;
+}
+
+std::string Base64Encode(std::string_view bytes) {
+  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(bytes.data()),
+                                static_cast<int>(bytes.size()));
+  out.resize(static_cast<std::size_t>(n));
+  return out;
+}
+
+// Strict base64: whitespace is skipped, any other non-alphabet byte or bad padding fails.
+StatusOr<std::string> Base64Decode(std::string_view text, const std::string& what) {
+  auto value = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') {
+      return c - 'A';
+    }
+    if (c >= 'a' && c <= 'z') {
+      return c - 'a' + 26;
+    }
+    if (c >= '0' && c <= '9') {
+      return c - '0' + 52;
+    }
+    if (c == '+') {
+      return 62;
+    }
+    if (c == '/') {
+      return 63;
+    }
+    return -1;
+  };
+  std::string out;
+  out.reserve(text.size() * 3 / 4);
+  unsigned int acc = 0;
+  int bits = 0;
+  int pad = 0;
+  std::size_t symbols = 0;
+  for (char c : text) {
+    if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
+      continue;
+    }
+    if (c == '=') {
+      ++pad;
+      ++symbols;
+      continue;
+    }
+    const int v = value(c);
+    if (v < 0 || pad > 0) {
+      return Status::Invalid(what + " is not valid base64");
+    }
+    acc = (acc << 6) | static_cast<unsigned int>(v);
+    bits += 6;
+    ++symbols;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((acc >> bits) & 0xFF));
+    }
+  }
+  if (symbols % 4 != 0 || pad > 2) {
+    return Status::Invalid(what + " is not valid base64");
+  }
+  return out;
+}
+
+StatusOr<std::string> RawInflate(std::string_view in, const std::string& what) {
+  z_stream zs{};
+  if (inflateInit2(&zs, -MAX_WBITS) != Z_OK) {
+    return Status::Internal("inflateInit2 failed");
+  }
+  std::unique_ptr<z_stream, decltype(&inflateEnd)> guard(&zs, &inflateEnd);
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  zs.avail_in = static_cast<uInt>(in.size());
+  std::string out;
+  char chunk[16 * 1024];
+  int rc = Z_OK;
+  while (rc != Z_STREAM_END) {
+    zs.next_out = reinterpret_cast<Bytef*>(chunk);
+    zs.avail_out = sizeof(chunk);
+    rc = inflate(&zs, Z_NO_FLUSH);
+    if (rc != Z_OK && rc != Z_STREAM_END) {
+      return Status::Invalid(what + " is not raw deflate data (ContentEncoding \"deflate\")");
+    }
+    out.append(chunk, sizeof(chunk) - zs.avail_out);
+    if (out.size() > kMaxInflatedBytes) {
+      return Status::TooLarge(what + " inflates to more than " + std::to_string(kMaxInflatedBytes) +
+                              " bytes");
+    }
+  }
+  if (zs.avail_in != 0) {
+    return Status::Invalid(what + " has data after its deflate stream");
+  }
+  return out;
+}
+
+std::string Sha256(std::string_view bytes) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(bytes.data(), bytes.size(), md, &len, EVP_sha256(), nullptr);
+  return std::string(reinterpret_cast<char*>(md), len);
+}
+
+std::string Der(X509* cert) {
+  unsigned char* buf = nullptr;
+  const int len = i2d_X509(cert, &buf);
+  if (len <= 0) {
+    return "";
+  }
+  std::string out(reinterpret_cast<char*>(buf), static_cast<std::size_t>(len));
+  OPENSSL_free(buf);
+  return out;
+}
+
+std::string NameRfc2253(const X509_NAME* name) {
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  X509_NAME_print_ex(bio.get(), name, 0, XN_FLAG_RFC2253);
+  char* data = nullptr;
+  const long len = BIO_get_mem_data(bio.get(), &data);  // NOLINT(google-runtime-int)
+  return std::string(data, static_cast<std::size_t>(len));
+}
+
+std::string SerialDecimal(X509* cert) {
+  std::unique_ptr<BIGNUM, decltype(&BN_free)> bn(
+      ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), nullptr), &BN_free);
+  if (bn == nullptr) {
+    return "";
+  }
+  char* dec = BN_bn2dec(bn.get());
+  std::string out = dec != nullptr ? dec : "";
+  OPENSSL_free(dec);
+  return out;
+}
+
+// Distinguished names compared without the optional spaces around ',', '+' and '='.
+std::string CompactDn(std::string_view dn) {
+  std::string out;
+  for (std::size_t i = 0; i < dn.size(); ++i) {
+    const char c = dn[i];
+    if (c == ' ') {
+      const char prev = out.empty() ? ',' : out.back();
+      const char next = i + 1 < dn.size() ? dn[i + 1] : ',';
+      if (prev == ',' || prev == '+' || prev == '=' || next == ',' || next == '+' || next == '=' ||
+          next == ' ') {
+        continue;
+      }
+    }
+    out.push_back(c);
+  }
+  return out;
+}
+
+std::string RandomUuid() {
+  unsigned char b[16];
+  if (RAND_bytes(b, sizeof(b)) != 1) {
+    return "";
+  }
+  b[6] = static_cast<unsigned char>((b[6] & 0x0F) | 0x40);
+  b[8] = static_cast<unsigned char>((b[8] & 0x3F) | 0x80);
+  char out[37];
+  std::snprintf(out, sizeof(out),
+                "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
+                b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
+                b[15]);
+  return out;
+}
+
+std::string FormatDateTime(system_clock::time_point t) {
+  const std::time_t tt = system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+// xs:dateTime with a time zone: YYYY-MM-DDThh:mm:ss[.fff…](Z|±hh:mm).
+StatusOr<system_clock::time_point> ParseDateTime(const std::string& s) {
+  int y = 0, mo = 0, d = 0, h = 0, mi = 0, se = 0, consumed = 0;
+  if (std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &se, &consumed) !=
+          6 ||
+      consumed != 19) {
+    return Status::Invalid("SigningTime is not an xs:dateTime");
+  }
+  std::size_t i = 19;
+  std::chrono::milliseconds fraction{0};
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    int digits = 0;
+    long long ms = 0;  // NOLINT(google-runtime-int)
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
+      if (digits < 3) {
+        ms = ms * 10 + (s[i] - '0');
+      }
+      ++digits;
+      ++i;
+    }
+    if (digits == 0) {
+      return Status::Invalid("SigningTime is not an xs:dateTime");
+    }
+    for (int k = digits; k < 3; ++k) {
+      ms *= 10;
+    }
+    fraction = std::chrono::milliseconds(ms);
+  }
+  std::chrono::minutes offset{0};
+  if (i < s.size() && s[i] == 'Z' && i + 1 == s.size()) {
+  } else if (i + 6 == s.size() && (s[i] == '+' || s[i] == '-') && s[i + 3] == ':') {
+    int oh = 0, om = 0;
+    if (std::sscanf(s.c_str() + i + 1, "%2d:%2d", &oh, &om) != 2) {
+      return Status::Invalid("SigningTime has a malformed time zone");
+    }
+    offset = std::chrono::minutes(oh * 60 + om) * (s[i] == '-' ? -1 : 1);
+  } else {
+    return Status::Invalid("SigningTime must carry a time zone (Z or ±hh:mm)");
+  }
+  using namespace std::chrono;  // NOLINT(google-build-using-namespace)
+  const year_month_day ymd{year{y}, month{static_cast<unsigned>(mo)},
+                           day{static_cast<unsigned>(d)}};
+  if (!ymd.ok() || h > 23 || mi > 59 || se > 60) {
+    return Status::Invalid("SigningTime is not a valid date and time");
+  }
+  return system_clock::time_point(sys_days{ymd} + hours{h} + minutes{mi} + seconds{se} + fraction -
+                                  offset);
+}
+
+struct XmlSecKeysMngrDeleter {
+  void operator()(xmlSecKeysMngr* m) const { xmlSecKeysMngrDestroy(m); }
+};
+struct XmlSecDSigCtxDeleter {
+  void operator()(xmlSecDSigCtx* c) const { xmlSecDSigCtxDestroy(c); }
+};
+using XmlSecKeysMngrPtr = std::unique_ptr<xmlSecKeysMngr, XmlSecKeysMngrDeleter>;
+using XmlSecDSigCtxPtr = std::unique_ptr<xmlSecDSigCtx, XmlSecDSigCtxDeleter>;
+
+StatusOr<XmlDocPtr> Parse(std::string_view bytes, const std::string& what, StatusCode code) {
+  Problem problem;
+  StatusOr<XmlDocPtr> doc = ParseUntrustedXml(bytes, XmlLimits{}, &problem);
+  if (!doc.ok()) {
+    return Status(code, what + " does not parse (" + problem.code + " at line " +
+                            std::to_string(problem.line) + "): " + problem.message);
+  }
+  return doc;
+}
+
+StatusOr<std::string> Serialise(xmlDoc* doc) {
+  xmlChar* buf = nullptr;
+  int size = 0;
+  xmlDocDumpMemoryEnc(doc, &buf, &size, "UTF-8");
+  if (buf == nullptr) {
+    return Status::Internal("cannot serialise an XML document");
+  }
+  XmlCharPtr owner(buf);
+  return std::string(C(buf), static_cast<std::size_t>(size));
+}
+
+// ---- The envelope: root, Detail, Xades. ----
+
+struct Envelope {
+  xmlNode* root = nullptr;
+  xmlNode* detail = nullptr;
+  xmlNode* xades = nullptr;  // null when absent
+  std::string detail_id;
+  bool text_xml = false;
+  bool deflate = false;
+};
+
+StatusOr<Envelope> FindEnvelopeParts(xmlDoc* doc) {
+  Envelope e;
+  e.root = xmlDocGetRootElement(doc);
+  if (e.root == nullptr) {
+    return Status::Invalid("the envelope has no root element");
+  }
+  std::vector<xmlNode*> details = Children(e.root, kCommonsProtocolNs, "Detail");
+  if (details.size() != 1) {
+    return Status::Invalid("the root must hold exactly one Detail (" +
+                           std::string(kCommonsProtocolNs) + "), found " +
+                           std::to_string(details.size()));
+  }
+  e.detail = details.front();
+  std::vector<xmlNode*> xades = Children(e.root, kCommonsProtocolNs, "Xades");
+  if (xades.size() > 1) {
+    return Status::Invalid("the root holds more than one Xades");
+  }
+  if (!xades.empty()) {
+    e.xades = xades.front();
+  }
+  e.detail_id = Attr(e.detail, "Id");
+  if (e.detail_id.empty()) {
+    return Status::Invalid("Detail has no Id attribute");
+  }
+  const std::string type = Attr(e.detail, "ContentType");
+  if (type == "text/xml") {
+    e.text_xml = true;
+  } else if (type != "text/plain") {
+    return Status::Invalid("Detail/@ContentType must be text/xml or text/plain");
+  }
+  const std::string encoding = HasAttr(e.detail, "ContentEncoding")
+                                   ? Attr(e.detail, "ContentEncoding")
+                                   : std::string("none");
+  if (encoding == "deflate") {
+    e.deflate = true;
+  } else if (encoding != "none") {
+    return Status::Invalid("Detail/@ContentEncoding must be none or deflate");
+  }
+  return e;
+}
+
+// The blob as the signature's transforms see it; text/xml blobs must pass the hardened parser
+// before xmlsec's own parser transform ever sees them.
+Status CheckDetailContent(const Envelope& e) {
+  StatusOr<std::string> bytes = Base64Decode(Text(e.detail), "Detail");
+  if (!bytes.ok()) {
+    return bytes.status();
+  }
+  if (e.deflate) {
+    StatusOr<std::string> inflated = RawInflate(*bytes, "Detail");
+    if (!inflated.ok()) {
+      return inflated.status();
+    }
+    bytes = std::move(inflated);
+  }
+  if (e.text_xml) {
+    StatusOr<XmlDocPtr> blob = Parse(*bytes, "the Detail blob", StatusCode::kInvalid);
+    if (!blob.ok()) {
+      return blob.status();
+    }
+  }
+  return Status::Ok();
+}
+
+std::vector<std::string> ExpectedDetailTransforms(const Envelope& e) {
+  std::vector<std::string> t = {kBase64};
+  if (e.deflate) {
+    t.emplace_back(kOptionalDeflateTransformHref);
+  }
+  if (e.text_xml) {
+    t.emplace_back(kExcC14n);
+  }
+  return t;
+}
+
+// Every attribute named Id/ID/id (any namespace, xml:id included) must carry a distinct value,
+// so an ID can only ever resolve to one element (signature wrapping defence).
+Status CheckUniqueIds(xmlNode* root) {
+  std::map<std::string, int> seen;
+  std::vector<xmlNode*> stack = {root};
+  while (!stack.empty()) {
+    xmlNode* n = stack.back();
+    stack.pop_back();
+    for (xmlAttr* a = n->properties; a != nullptr; a = a->next) {
+      if (xmlStrcasecmp(a->name, X("id")) != 0) {
+        continue;
+      }
+      XmlCharPtr v(xmlNodeGetContent(reinterpret_cast<xmlNode*>(a)));
+      const std::string value = v == nullptr ? "" : C(v.get());
+      if (++seen[value] > 1) {
+        return Status::Invalid("Id value '" + value +
+                               "' is carried by more than one element (possible signature "
+                               "wrapping)");
+      }
+    }
+    for (xmlNode* c = n->children; c != nullptr; c = c->next) {
+      if (c->type == XML_ELEMENT_NODE) {
+        stack.push_back(c);
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+int CountElements(xmlNode* root, const char* ns, const char* local) {
+  int count = 0;
+  std::vector<xmlNode*> stack = {root};
+  while (!stack.empty()) {
+    xmlNode* n = stack.back();
+    stack.pop_back();
+    if (Is(n, ns, local)) {
+      ++count;
+    }
+    for (xmlNode* c = n->children; c != nullptr; c = c->next) {
+      if (c->type == XML_ELEMENT_NODE) {
+        stack.push_back(c);
+      }
+    }
+  }
+  return count;
+}
+
+Status RegisterId(xmlDoc* doc, xmlNode* element, const std::string& id) {
+  xmlAttr* attr = xmlHasNsProp(element, X("Id"), nullptr);
+  if (attr == nullptr) {
+    return Status::Invalid(std::string(C(element->name)) + " has no Id");
+  }
+  if (xmlGetID(doc, X(id.c_str())) == nullptr) {
+    if (xmlAddID(nullptr, doc, X(id.c_str()), attr) == nullptr) {
+      return Status::Internal("cannot register Id '" + id + "'");
+    }
+  }
+  if (xmlGetID(doc, X(id.c_str())) != attr) {
+    return Status::Invalid("Id '" + id + "' resolves to another element than " + C(element->name) +
+                           " (possible signature wrapping)");
+  }
+  return Status::Ok();
+}
+
+// ---- Chain verification (codecs/ does not depend on certs/, so this is its own). ----
+
+Status VerifyChainAt(X509_STORE* trust, X509* leaf, const std::vector<X509Ptr>& chain,
+                     system_clock::time_point at) {
+  struct StackDeleter {
+    void operator()(STACK_OF(X509) * s) const { sk_X509_free(s); }  // certificates borrowed
+  };
+  std::unique_ptr<STACK_OF(X509), StackDeleter> untrusted(sk_X509_new_null());
+  for (const X509Ptr& c : chain) {
+    sk_X509_push(untrusted.get(), c.get());
+  }
+  X509StoreCtxPtr ctx(X509_STORE_CTX_new());
+  if (ctx == nullptr || X509_STORE_CTX_init(ctx.get(), trust, leaf, untrusted.get()) != 1) {
+    return Status::Internal("cannot set up certificate verification: " + DrainOpenSslErrors());
+  }
+  X509_VERIFY_PARAM_clear_flags(X509_STORE_CTX_get0_param(ctx.get()), X509_V_FLAG_PARTIAL_CHAIN);
+  X509_STORE_CTX_set_time(ctx.get(), 0, system_clock::to_time_t(at));
+  if (X509_verify_cert(ctx.get()) != 1) {
+    const int error = X509_STORE_CTX_get_error(ctx.get());
+    const int depth = X509_STORE_CTX_get_error_depth(ctx.get());
+    DrainOpenSslErrors();
+    return Status::Invalid(
+        "signing certificate " + NameRfc2253(X509_get_subject_name(leaf)) +
+        " does not verify against the trust store: " + X509_verify_cert_error_string(error) +
+        " (chain depth " + std::to_string(depth) + ")");
+  }
+  return Status::Ok();
+}
+
+// ---- The signature's expected shape. ----
+
+struct SignatureParts {
+  xmlNode* signature = nullptr;
+  std::string signature_id;
+  xmlNode* signed_properties = nullptr;
+  std::string signed_properties_id;
+  std::vector<X509Ptr> certificates;  // KeyInfo order: leaf first
+  std::string signing_time;
+  std::string cert_digest_algorithm;
+  std::string cert_digest;  // decoded
+  std::string issuer_name;
+  std::string serial_number;
+};
+
+Status CheckTransforms(xmlNode* reference, const std::vector<std::string>& expected,
+                       const std::string& what) {
+  std::vector<std::string> actual;
+  std::vector<xmlNode*> transforms_nodes = Children(reference, kDsNs, "Transforms");
+  if (transforms_nodes.size() > 1) {
+    return Status::Invalid(what + " has several Transforms");
+  }
+  if (!transforms_nodes.empty()) {
+    for (xmlNode* t : ElementChildren(transforms_nodes.front())) {
+      if (!Is(t, kDsNs, "Transform")) {
+        return Status::Invalid(what + " Transforms holds an unexpected element");
+      }
+      actual.push_back(Attr(t, "Algorithm"));
+      for (xmlNode* param : ElementChildren(t)) {
+        // exc-c14n's InclusiveNamespaces is harmless; any other parameter (XPath, XSLT...) is not.
+        if (!(actual.back() == kExcC14n && xmlStrEqual(param->name, X("InclusiveNamespaces")))) {
+          return Status::Invalid(what + " transform " + actual.back() +
+                                 " carries an unexpected parameter element");
+        }
+      }
+    }
+  }
+  if (actual != expected) {
+    std::string a, x;
+    for (const std::string& s : actual) {
+      a += (a.empty() ? "" : ", ") + s;
+    }
+    for (const std::string& s : expected) {
+      x += (x.empty() ? "" : ", ") + s;
+    }
+    return Status::Invalid(what + " has transforms [" + a + "] but the profile requires [" + x +
+                           "]");
+  }
+  StatusOr<xmlNode*> digest = OneChild(reference, kDsNs, "DigestMethod", what);
+  if (!digest.ok()) {
+    return digest.status();
+  }
+  if (Attr(*digest, "Algorithm") != kSha256) {
+    return Status::Invalid(what + " DigestMethod must be " + std::string(kSha256));
+  }
+  return Status::Ok();
+}
+
+StatusOr<SignatureParts> CheckSignatureShape(xmlNode* signature, const Envelope& e) {
+  SignatureParts p;
+  p.signature = signature;
+  p.signature_id = Attr(signature, "Id");
+  if (p.signature_id.empty()) {
+    return Status::Invalid("ds:Signature has no Id");
+  }
+  std::vector<xmlNode*> kids = ElementChildren(signature);
+  if (kids.size() != 4 || !Is(kids[0], kDsNs, "SignedInfo") ||
+      !Is(kids[1], kDsNs, "SignatureValue") || !Is(kids[2], kDsNs, "KeyInfo") ||
+      !Is(kids[3], kDsNs, "Object")) {
+    return Status::Invalid(
+        "ds:Signature must hold exactly SignedInfo, SignatureValue, KeyInfo and one Object");
+  }
+  xmlNode* signed_info = kids[0];
+  xmlNode* key_info = kids[2];
+  xmlNode* object = kids[3];
+
+  // SignedInfo: methods and exactly the two references.
+  StatusOr<xmlNode*> c14n = OneChild(signed_info, kDsNs, "CanonicalizationMethod", "SignedInfo");
+  if (!c14n.ok()) {
+    return c14n.status();
+  }
+  if (Attr(*c14n, "Algorithm") != kExcC14n || !ElementChildren(*c14n).empty()) {
+    return Status::Invalid("SignedInfo CanonicalizationMethod must be exclusive c14n");
+  }
+  StatusOr<xmlNode*> method = OneChild(signed_info, kDsNs, "SignatureMethod", "SignedInfo");
+  if (!method.ok()) {
+    return method.status();
+  }
+  if (Attr(*method, "Algorithm") != kRsaSha256 || !ElementChildren(*method).empty()) {
+    return Status::Invalid("SignatureMethod must be " + std::string(kRsaSha256));
+  }
+  std::vector<xmlNode*> refs = Children(signed_info, kDsNs, "Reference");
+  if (refs.size() != 2 || ElementChildren(signed_info).size() != 4) {
+    return Status::Invalid(
+        "SignedInfo must hold exactly 2 references (Detail and "
+        "SignedProperties), found " +
+        std::to_string(refs.size()));
+  }
+
+  // Object/QualifyingProperties/SignedProperties.
+  StatusOr<xmlNode*> qp = OneChild(object, kXadesNs, "QualifyingProperties", "ds:Object");
+  if (!qp.ok()) {
+    return qp.status();
+  }
+  if (ElementChildren(object).size() != 1) {
+    return Status::Invalid("ds:Object must hold only xades:QualifyingProperties");
+  }
+  if (Attr(*qp, "Target") != "#" + p.signature_id) {
+    return Status::Invalid("QualifyingProperties/@Target does not name this signature");
+  }
+  StatusOr<xmlNode*> sp = OneChild(*qp, kXadesNs, "SignedProperties", "QualifyingProperties");
+  if (!sp.ok()) {
+    return sp.status();
+  }
+  p.signed_properties = *sp;
+  p.signed_properties_id = Attr(*sp, "Id");
+  if (p.signed_properties_id.empty()) {
+    return Status::Invalid("SignedProperties has no Id");
+  }
+
+  bool detail_seen = false, props_seen = false;
+  for (xmlNode* ref : refs) {
+    const std::string uri = Attr(ref, "URI");
+    if (uri == "#" + e.detail_id && !detail_seen) {
+      detail_seen = true;
+      if (HasAttr(ref, "Type")) {
+        return Status::Invalid("the Detail reference must have no Type");
+      }
+      PSL_RETURN_IF_ERROR(
+          CheckTransforms(ref, ExpectedDetailTransforms(e), "the Detail reference"));
+    } else if (uri == "#" + p.signed_properties_id && !props_seen) {
+      props_seen = true;
+      if (Attr(ref, "Type") != kSignedPropertiesType) {
+        return Status::Invalid("the SignedProperties reference must have Type " +
+                               std::string(kSignedPropertiesType));
+      }
+      PSL_RETURN_IF_ERROR(CheckTransforms(ref, {kExcC14n}, "the SignedProperties reference"));
+    } else {
+      return Status::Invalid("reference URI '" + uri +
+                             "' is neither the root's Detail nor the SignedProperties");
+    }
+  }
+  if (!detail_seen) {
+    return Status::Invalid("no reference covers the Detail");
+  }
+  if (!props_seen) {
+    return Status::Invalid("no reference covers the SignedProperties");
+  }
+
+  StatusOr<xmlNode*> ssp = OneChild(*sp, kXadesNs, "SignedSignatureProperties", "SignedProperties");
+  if (!ssp.ok()) {
+    return ssp.status();
+  }
+  StatusOr<xmlNode*> time = OneChild(*ssp, kXadesNs, "SigningTime", "SignedSignatureProperties");
+  if (!time.ok()) {
+    return time.status();
+  }
+  p.signing_time = Trim(Text(*time));
+  StatusOr<xmlNode*> sc =
+      OneChild(*ssp, kXadesNs, "SigningCertificate", "SignedSignatureProperties");
+  if (!sc.ok()) {
+    return sc.status();
+  }
+  std::vector<xmlNode*> certs = Children(*sc, kXadesNs, "Cert");
+  if (certs.empty()) {
+    return Status::Invalid("SigningCertificate holds no Cert");
+  }
+  // The first Cert names the signing certificate (further ones may name its issuers).
+  StatusOr<xmlNode*> cd = OneChild(certs.front(), kXadesNs, "CertDigest", "Cert");
+  if (!cd.ok()) {
+    return cd.status();
+  }
+  StatusOr<xmlNode*> cd_method = OneChild(*cd, kDsNs, "DigestMethod", "CertDigest");
+  if (!cd_method.ok()) {
+    return cd_method.status();
+  }
+  p.cert_digest_algorithm = Attr(*cd_method, "Algorithm");
+  StatusOr<xmlNode*> cd_value = OneChild(*cd, kDsNs, "DigestValue", "CertDigest");
+  if (!cd_value.ok()) {
+    return cd_value.status();
+  }
+  StatusOr<std::string> digest = Base64Decode(Text(*cd_value), "CertDigest/DigestValue");
+  if (!digest.ok()) {
+    return digest.status();
+  }
+  p.cert_digest = std::move(digest).value();
+  StatusOr<xmlNode*> is = OneChild(certs.front(), kXadesNs, "IssuerSerial", "Cert");
+  if (!is.ok()) {
+    return is.status();
+  }
+  StatusOr<xmlNode*> issuer = OneChild(*is, kDsNs, "X509IssuerName", "IssuerSerial");
+  if (!issuer.ok()) {
+    return issuer.status();
+  }
+  StatusOr<xmlNode*> serial = OneChild(*is, kDsNs, "X509SerialNumber", "IssuerSerial");
+  if (!serial.ok()) {
+    return serial.status();
+  }
+  p.issuer_name = Trim(Text(*issuer));
+  p.serial_number = Trim(Text(*serial));
+
+  // KeyInfo: X509Data with certificates only (no KeyValue, KeyName, RetrievalMethod...).
+  std::vector<xmlNode*> key_kids = ElementChildren(key_info);
+  if (key_kids.size() != 1 || !Is(key_kids[0], kDsNs, "X509Data")) {
+    return Status::Invalid("KeyInfo must hold exactly one X509Data and nothing else");
+  }
+  for (xmlNode* c : ElementChildren(key_kids[0])) {
+    if (!Is(c, kDsNs, "X509Certificate")) {
+      return Status::Invalid("X509Data may hold only X509Certificate elements");
+    }
+    StatusOr<std::string> der = Base64Decode(Text(c), "X509Certificate");
+    if (!der.ok()) {
+      return der.status();
+    }
+    const unsigned char* q = reinterpret_cast<const unsigned char*>(der->data());
+    X509Ptr cert(d2i_X509(nullptr, &q, static_cast<long>(der->size())));  // NOLINT
+    if (cert == nullptr || q != reinterpret_cast<const unsigned char*>(der->data()) + der->size()) {
+      DrainOpenSslErrors();
+      return Status::Invalid("an X509Certificate in KeyInfo is not a DER certificate");
+    }
+    p.certificates.push_back(std::move(cert));
+  }
+  if (p.certificates.empty()) {
+    return Status::Invalid("X509Data holds no certificate");
+  }
+  return p;
+}
+
+// Trusted certificates for xmlsec's own X509 check (ours runs as well, see VerifyChainAt).
+StatusOr<XmlSecKeysMngrPtr> MakeKeysManager(X509_STORE* trust) {
+  XmlSecKeysMngrPtr mngr(xmlSecKeysMngrCreate());
+  if (mngr == nullptr || xmlSecOpenSSLAppDefaultKeysMngrInit(mngr.get()) < 0) {
+    return Status::Internal("cannot create the xmlsec keys manager");
+  }
+  xmlSecKeyDataStorePtr store = xmlSecKeysMngrGetDataStore(mngr.get(), xmlSecOpenSSLX509StoreId);
+  if (store == nullptr) {
+    return Status::Internal("xmlsec keys manager has no X509 store");
+  }
+  STACK_OF(X509_OBJECT)* objects = X509_STORE_get0_objects(trust);
+  for (int i = 0; i < sk_X509_OBJECT_num(objects); ++i) {
+    X509* cert = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objects, i));
+    if (cert == nullptr) {
+      continue;
+    }
+    X509_up_ref(cert);
+    if (xmlSecOpenSSLX509StoreAdoptCert(store, cert, xmlSecKeyDataTypeTrusted) < 0) {
+      X509_free(cert);
+      return Status::Internal("cannot hand a trusted certificate to xmlsec");
+    }
+  }
+  return mngr;
+}
+
+const char* DSigStatusName(xmlSecDSigStatus s) {
+  switch (s) {
+    case xmlSecDSigStatusSucceeded:
+      return "succeeded";
+    case xmlSecDSigStatusInvalid:
+      return "invalid";
+    default:
+      return "unknown";
+  }
+}
+
+StatusOr<VerifiedSignature> VerifyParsed(xmlDoc* doc, const Envelope& e, X509_STORE* trust,
+                                         const Clock& clock) {
+  if (trust == nullptr) {
+    return Status::FailedPrecondition("no trust store to verify the Xades signature against");
+  }
+  const system_clock::time_point now = clock.Now();
+  if (e.xades == nullptr || Trim(Text(e.xades)).empty()) {
+    return Status::Invalid("the request carries no Xades signature");
+  }
+  if (CountElements(e.root, kDsNs, "Signature") != 0) {
+    return Status::Invalid("the envelope holds a ds:Signature outside Xades");
+  }
+  StatusOr<std::string> sig_bytes = Base64Decode(Text(e.xades), "Xades");
+  if (!sig_bytes.ok()) {
+    return sig_bytes.status();
+  }
+  StatusOr<XmlDocPtr> sig_doc = Parse(*sig_bytes, "the decoded Xades", StatusCode::kInvalid);
+  if (!sig_doc.ok()) {
+    return sig_doc.status();
+  }
+  xmlNode* sig_root = xmlDocGetRootElement(sig_doc->get());
+  if (!Is(sig_root, kDsNs, "Signature")) {
+    return Status::Invalid("the decoded Xades is not a ds:Signature");
+  }
+  if (CountElements(sig_root, kDsNs, "Signature") != 1) {
+    return Status::Invalid("the decoded Xades holds more than one ds:Signature");
+  }
+  if (CountElements(sig_root, kDsNs, "Manifest") != 0) {
+    return Status::Invalid("ds:Manifest is not allowed by the profile");
+  }
+  PSL_RETURN_IF_ERROR(CheckDetailContent(e));
+
+  // Imported into the envelope so that "#<Detail/@Id>" resolves; freed with the document.
+  xmlNode* signature = xmlDocCopyNode(sig_root, doc, 1);
+  if (signature == nullptr || xmlAddChild(e.root, signature) == nullptr) {
+    if (signature != nullptr) {
+      xmlFreeNode(signature);
+    }
+    return Status::Internal("cannot import the signature into the envelope");
+  }
+  PSL_RETURN_IF_ERROR(CheckUniqueIds(e.root));
+  StatusOr<SignatureParts> parts = CheckSignatureShape(signature, e);
+  if (!parts.ok()) {
+    return parts.status();
+  }
+  PSL_RETURN_IF_ERROR(RegisterId(doc, e.detail, e.detail_id));
+  PSL_RETURN_IF_ERROR(RegisterId(doc, parts->signed_properties, parts->signed_properties_id));
+
+  X509* leaf = parts->certificates.front().get();
+  std::vector<X509Ptr> chain;
+  for (std::size_t i = 1; i < parts->certificates.size(); ++i) {
+    X509_up_ref(parts->certificates[i].get());
+    chain.emplace_back(parts->certificates[i].get());
+  }
+  PSL_RETURN_IF_ERROR(VerifyChainAt(trust, leaf, chain, now));
+
+  StatusOr<XmlSecKeysMngrPtr> mngr = MakeKeysManager(trust);
+  if (!mngr.ok()) {
+    return mngr.status();
+  }
+  XmlSecDSigCtxPtr dsig(xmlSecDSigCtxCreate(mngr->get()));
+  if (dsig == nullptr) {
+    return Status::Internal("xmlSecDSigCtxCreate failed");
+  }
+  dsig->flags |= XMLSEC_DSIG_FLAGS_STORE_SIGNEDINFO_REFERENCES;
+  dsig->enabledReferenceUris = xmlSecTransformUriTypeSameDocument;
+  xmlSecPtrListEmpty(&dsig->keyInfoReadCtx.enabledKeyData);
+  if (xmlSecPtrListAdd(&dsig->keyInfoReadCtx.enabledKeyData,
+                       const_cast<void*>(static_cast<const void*>(xmlSecOpenSSLKeyDataX509Id))) <
+      0) {
+    return Status::Internal("cannot restrict xmlsec key data");
+  }
+  dsig->keyInfoReadCtx.flags |= XMLSEC_KEYINFO_FLAGS_STOP_ON_UNKNOWN_CHILD |
+                                XMLSEC_KEYINFO_FLAGS_X509DATA_STOP_ON_UNKNOWN_CHILD |
+                                XMLSEC_KEYINFO_FLAGS_X509DATA_STOP_ON_INVALID_CERT;
+  dsig->keyInfoReadCtx.certsVerificationTime = system_clock::to_time_t(now);
+  for (xmlSecTransformId t :
+       {xmlSecTransformExclC14NId, xmlSecTransformInclC14NId, xmlSecTransformBase64Id,
+        OptionalDeflateTransformId(), xmlSecTransformSha256Id}) {
+    if (xmlSecDSigCtxEnableReferenceTransform(dsig.get(), t) < 0) {
+      return Status::Internal("cannot restrict xmlsec reference transforms");
+    }
+  }
+  for (xmlSecTransformId t :
+       {xmlSecTransformExclC14NId, xmlSecTransformInclC14NId, xmlSecTransformRsaSha256Id}) {
+    if (xmlSecDSigCtxEnableSignatureTransform(dsig.get(), t) < 0) {
+      return Status::Internal("cannot restrict xmlsec signature transforms");
+    }
+  }
+
+  XmlSecErrorCollector errors;
+  if (xmlSecDSigCtxVerify(dsig.get(), signature) < 0) {
+    return Status::Invalid("the signature cannot be processed: " + errors.Text());
+  }
+  // xmlsec stops at the first reference that fails: report that one before counting.
+  const xmlSecSize ref_count = xmlSecPtrListGetSize(&dsig->signedInfoReferences);
+  for (xmlSecSize i = 0; i < ref_count; ++i) {
+    auto* ref = static_cast<xmlSecDSigReferenceCtxPtr>(
+        xmlSecPtrListGetItem(&dsig->signedInfoReferences, i));
+    const std::string uri = ref->uri != nullptr ? C(ref->uri) : "";
+    if (uri != "#" + e.detail_id && uri != "#" + parts->signed_properties_id) {
+      return Status::Invalid("xmlsec processed an unexpected reference '" + uri + "'");
+    }
+    if (ref->status != xmlSecDSigStatusSucceeded) {
+      return Status::Invalid("the digest of reference '" + uri + "' does not match (" +
+                             (uri == "#" + e.detail_id ? "the Detail was altered"
+                                                       : "the SignedProperties were altered") +
+                             ")");
+    }
+  }
+  if (ref_count != 2) {
+    return Status::Invalid("xmlsec processed " + std::to_string(ref_count) +
+                           " references, the profile requires 2");
+  }
+  if (dsig->status != xmlSecDSigStatusSucceeded) {
+    return Status::Invalid(std::string("the SignatureValue does not verify (status ") +
+                           DSigStatusName(dsig->status) + ")");
+  }
+  // What xmlsec digested for "#id" is whatever the ID table names: it must still be the root's
+  // Detail and the signature's own SignedProperties.
+  if (xmlGetID(doc, X(e.detail_id.c_str())) != xmlHasNsProp(e.detail, X("Id"), nullptr) ||
+      xmlGetID(doc, X(parts->signed_properties_id.c_str())) !=
+          xmlHasNsProp(parts->signed_properties, X("Id"), nullptr)) {
+    return Status::Invalid("a signed Id no longer resolves to the expected element");
+  }
+
+  xmlSecKeyDataPtr x509_data = dsig->signKey != nullptr
+                                   ? xmlSecKeyGetData(dsig->signKey, xmlSecOpenSSLKeyDataX509Id)
+                                   : nullptr;
+  X509* used = x509_data != nullptr ? xmlSecOpenSSLKeyDataX509GetKeyCert(x509_data) : nullptr;
+  if (used == nullptr) {
+    return Status::Invalid("xmlsec verified without an X509 certificate");
+  }
+  if (X509_cmp(used, leaf) != 0) {
+    return Status::Invalid("the verifying certificate is not the first KeyInfo certificate");
+  }
+  if (parts->cert_digest_algorithm != kSha256) {
+    return Status::Invalid("CertDigest DigestMethod must be " + std::string(kSha256));
+  }
+  if (parts->cert_digest != Sha256(Der(used))) {
+    return Status::Invalid(
+        "SigningCertificate CertDigest is not the digest of the signing "
+        "certificate");
+  }
+  if (CompactDn(parts->issuer_name) != CompactDn(NameRfc2253(X509_get_issuer_name(used)))) {
+    return Status::Invalid(
+        "SigningCertificate X509IssuerName is not the signing certificate's "
+        "issuer");
+  }
+  if (parts->serial_number != SerialDecimal(used)) {
+    return Status::Invalid(
+        "SigningCertificate X509SerialNumber is not the signing "
+        "certificate's serial number");
+  }
+  StatusOr<system_clock::time_point> signing_time = ParseDateTime(parts->signing_time);
+  if (!signing_time.ok()) {
+    return signing_time.status();
+  }
+  if (*signing_time > now + kMaxSigningTimeSkew) {
+    return Status::Invalid("SigningTime " + parts->signing_time + " is in the future");
+  }
+
+  VerifiedSignature out;
+  X509_up_ref(used);
+  out.signer.reset(used);
+  out.signer_subject = NameRfc2253(X509_get_subject_name(used));
+  out.signing_time = *signing_time;
+  return out;
+}
+
+xmlNode* AddChild(xmlNode* parent, xmlNs* ns, const char* name, const std::string* text) {
+  return text == nullptr ? xmlNewChild(parent, ns, X(name), nullptr)
+                         : xmlNewTextChild(parent, ns, X(name), X(text->c_str()));
+}
+
+// Builds Object/QualifyingProperties and returns SignedProperties.
+xmlNode* AddQualifyingProperties(xmlNode* object, xmlNs* ds, const std::string& signature_id,
+                                 const std::string& props_id, X509* cert,
+                                 system_clock::time_point signing_time) {
+  xmlNode* qp = xmlNewChild(object, nullptr, X("QualifyingProperties"), nullptr);
+  xmlNs* xades = xmlNewNs(qp, X(kXadesNs), X("xades"));
+  xmlSetNs(qp, xades);
+  xmlNewProp(qp, X("Target"), X(("#" + signature_id).c_str()));
+  xmlNode* sp = AddChild(qp, xades, "SignedProperties", nullptr);
+  xmlNewProp(sp, X("Id"), X(props_id.c_str()));
+  xmlNode* ssp = AddChild(sp, xades, "SignedSignatureProperties", nullptr);
+  const std::string time = FormatDateTime(signing_time);
+  AddChild(ssp, xades, "SigningTime", &time);
+  xmlNode* sc = AddChild(ssp, xades, "SigningCertificate", nullptr);
+  xmlNode* c = AddChild(sc, xades, "Cert", nullptr);
+  xmlNode* cd = AddChild(c, xades, "CertDigest", nullptr);
+  xmlNode* dm = AddChild(cd, ds, "DigestMethod", nullptr);
+  xmlNewProp(dm, X("Algorithm"), X(kSha256));
+  const std::string digest = Base64Encode(Sha256(Der(cert)));
+  AddChild(cd, ds, "DigestValue", &digest);
+  xmlNode* is = AddChild(c, xades, "IssuerSerial", nullptr);
+  const std::string issuer = NameRfc2253(X509_get_issuer_name(cert));
+  const std::string serial = SerialDecimal(cert);
+  AddChild(is, ds, "X509IssuerName", &issuer);
+  AddChild(is, ds, "X509SerialNumber", &serial);
+  return sp;
+}
+
+StatusOr<std::string> ComputeSignature(xmlDoc* doc, const Envelope& e, const SigningIdentity& id,
+                                       system_clock::time_point now) {
+  const std::string uuid = RandomUuid();
+  if (uuid.empty()) {
+    return Status::Internal("no randomness for the signature Id");
+  }
+  const std::string signature_id = "xmldsig-" + uuid;
+  const std::string props_id = signature_id + "-xades-signedprops";
+
+  xmlNode* signature = xmlSecTmplSignatureCreateNsPref(
+      doc, xmlSecTransformExclC14NId, xmlSecTransformRsaSha256Id, X(signature_id.c_str()), X("ds"));
+  if (signature == nullptr) {
+    return Status::Internal("cannot create the signature template");
+  }
+  // Attached to the envelope while signing so "#<Detail/@Id>" resolves; removed afterwards.
+  struct Detacher {
+    explicit Detacher(xmlNode* n) : node(n) {}
+    Detacher(const Detacher&) = delete;
+    Detacher& operator=(const Detacher&) = delete;
+    Detacher(Detacher&&) = delete;
+    Detacher& operator=(Detacher&&) = delete;
+    ~Detacher() {
+      xmlUnlinkNode(node);
+      xmlFreeNode(node);
+    }
+    xmlNode* node;
+  } detacher(signature);
+  xmlAddChild(e.root, signature);
+  xmlNs* ds = xmlSearchNsByHref(doc, signature, X(kDsNs));
+
+  xmlNode* ref = xmlSecTmplSignatureAddReference(signature, xmlSecTransformSha256Id, nullptr,
+                                                 X(("#" + e.detail_id).c_str()), nullptr);
+  if (ref == nullptr || xmlSecTmplReferenceAddTransform(ref, xmlSecTransformBase64Id) == nullptr ||
+      (e.deflate &&
+       xmlSecTmplReferenceAddTransform(ref, OptionalDeflateTransformId()) == nullptr) ||
+      (e.text_xml && xmlSecTmplReferenceAddTransform(ref, xmlSecTransformExclC14NId) == nullptr)) {
+    return Status::Internal("cannot build the Detail reference");
+  }
+  xmlNode* props_ref =
+      xmlSecTmplSignatureAddReference(signature, xmlSecTransformSha256Id, nullptr,
+                                      X(("#" + props_id).c_str()), X(kSignedPropertiesType));
+  if (props_ref == nullptr ||
+      xmlSecTmplReferenceAddTransform(props_ref, xmlSecTransformExclC14NId) == nullptr) {
+    return Status::Internal("cannot build the SignedProperties reference");
+  }
+  xmlNode* object = xmlSecTmplSignatureAddObject(signature, nullptr, nullptr, nullptr);
+  if (object == nullptr) {
+    return Status::Internal("cannot build the ds:Object");
+  }
+  xmlNode* props =
+      AddQualifyingProperties(object, ds, signature_id, props_id, id.certificate.get(), now);
+  PSL_RETURN_IF_ERROR(RegisterId(doc, e.detail, e.detail_id));
+  PSL_RETURN_IF_ERROR(RegisterId(doc, props, props_id));
+
+  XmlSecDSigCtxPtr dsig(xmlSecDSigCtxCreate(nullptr));
+  if (dsig == nullptr) {
+    return Status::Internal("xmlSecDSigCtxCreate failed");
+  }
+  dsig->enabledReferenceUris = xmlSecTransformUriTypeSameDocument;
+  EVP_PKEY_up_ref(id.key.get());
+  xmlSecKeyDataPtr key_data = xmlSecOpenSSLEvpKeyAdopt(id.key.get());
+  if (key_data == nullptr) {
+    EVP_PKEY_free(id.key.get());
+    return Status::Internal("xmlsec does not accept the signing key");
+  }
+  dsig->signKey = xmlSecKeyCreate();
+  if (dsig->signKey == nullptr || xmlSecKeySetValue(dsig->signKey, key_data) < 0) {
+    xmlSecKeyDataDestroy(key_data);
+    return Status::Internal("cannot build the xmlsec signing key");
+  }
+  XmlSecErrorCollector errors;
+  if (xmlSecDSigCtxSign(dsig.get(), signature) < 0 || dsig->status != xmlSecDSigStatusSucceeded) {
+    return Status::Internal("xmlsec signing failed: " + errors.Text());
+  }
+
+  // KeyInfo is not signed: added after signing, in schema order before ds:Object.
+  xmlNode* key_info = xmlNewNode(ds, X("KeyInfo"));
+  xmlAddPrevSibling(object, key_info);
+  xmlNode* x509_data = xmlNewChild(key_info, ds, X("X509Data"), nullptr);
+  std::vector<X509*> certs = {id.certificate.get()};
+  for (const X509Ptr& c : id.chain) {
+    certs.push_back(c.get());
+  }
+  for (X509* c : certs) {
+    const std::string b64 = Base64Encode(Der(c));
+    xmlNewTextChild(x509_data, ds, X("X509Certificate"), X(b64.c_str()));
+  }
+
+  XmlDocPtr out(xmlNewDoc(X("1.0")));
+  xmlNode* copy = xmlDocCopyNode(signature, out.get(), 1);
+  if (copy == nullptr) {
+    return Status::Internal("cannot detach the signature");
+  }
+  xmlDocSetRootElement(out.get(), copy);
+  return Serialise(out.get());
+}
+
+}  // namespace
+
+StatusOr<std::string> SignBlobRequest(std::string_view envelope_xml, const SigningIdentity& id,
+                                      X509_STORE* trust, const Clock& clock) {
+  StatusOr<XmlDocPtr> doc = Parse(envelope_xml, "the envelope", StatusCode::kMalformed);
+  if (!doc.ok()) {
+    return doc.status();
+  }
+  StatusOr<Envelope> e = FindEnvelopeParts(doc->get());
+  if (!e.ok()) {
+    return e.status();
+  }
+  if (e->xades != nullptr && !Trim(Text(e->xades)).empty()) {
+    StatusOr<VerifiedSignature> verified = VerifyParsed(doc->get(), *e, trust, clock);
+    if (!verified.ok()) {
+      if (verified.status().code() != StatusCode::kInvalid) {
+        return verified.status();
+      }
+      return Status::Invalid("the request's existing Xades does not verify: " +
+                             verified.status().message());
+    }
+    return std::string(envelope_xml);
+  }
+  if (id.key == nullptr || id.certificate == nullptr) {
+    return Status::FailedPrecondition("no signing key or certificate");
+  }
+  const system_clock::time_point now = clock.Now();
+  std::time_t t = system_clock::to_time_t(now);
+  if (X509_cmp_time(X509_get0_notBefore(id.certificate.get()), &t) >= 0 ||
+      X509_cmp_time(X509_get0_notAfter(id.certificate.get()), &t) <= 0) {
+    return Status::FailedPrecondition("the signing certificate " +
+                                      NameRfc2253(X509_get_subject_name(id.certificate.get())) +
+                                      " is not valid at the signing time");
+  }
+  PSL_RETURN_IF_ERROR(CheckUniqueIds(e->root));
+  PSL_RETURN_IF_ERROR(CheckDetailContent(*e));
+
+  StatusOr<std::string> signature = ComputeSignature(doc->get(), *e, id, now);
+  if (!signature.ok()) {
+    return signature.status();
+  }
+  const std::string b64 = Base64Encode(*signature);
+  if (e->xades != nullptr) {
+    xmlNodeSetContent(e->xades, X(b64.c_str()));  // base64 needs no escaping
+  } else {
+    xmlNs* ns = xmlSearchNsByHref(doc->get(), e->root, X(kCommonsProtocolNs));
+    xmlNode* xades = xmlNewDocNode(doc->get(), ns, X("Xades"), X(b64.c_str()));
+    if (ns == nullptr) {
+      xmlSetNs(xades, xmlNewNs(xades, X(kCommonsProtocolNs), nullptr));
+    }
+    xmlAddNextSibling(e->detail, xades);
+  }
+  return Serialise(doc->get());
+}
+
+StatusOr<VerifiedSignature> VerifyBlobRequest(std::string_view envelope_xml, X509_STORE* trust,
+                                              const Clock& clock) {
+  StatusOr<XmlDocPtr> doc = Parse(envelope_xml, "the envelope", StatusCode::kMalformed);
+  if (!doc.ok()) {
+    return doc.status();
+  }
+  StatusOr<Envelope> e = FindEnvelopeParts(doc->get());
+  if (!e.ok()) {
+    return e.status();
+  }
+  return VerifyParsed(doc->get(), *e, trust, clock);
+}
+
+}  // namespace psl::codecs

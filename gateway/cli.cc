@@ -1,0 +1,328 @@
+#include "gateway/cli.h"
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/status.h"
+#include "certs/key_store.h"
+#include "certs/trust_store.h"
+#include "codecs/schema_registry.h"
+#include "codecs/validator.h"
+#include "codecs/xades.h"
+#include "codecs/xml_parser.h"
+#include "codecs/xmlsec_library.h"
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+namespace psl::gateway {
+namespace {
+
+namespace fs = std::filesystem;
+using Json = nlohmann::json;
+
+constexpr int kExitOk = 0;
+constexpr int kExitInvalid = 1;
+constexpr int kExitEnvironment = 2;
+
+// A clock stopped at the instant given with --at, for validating messages against the date they
+// were (or will be) sent rather than today.
+class FixedClock final : public Clock {
+ public:
+  explicit FixedClock(std::chrono::system_clock::time_point at) : at_(at) {}
+  std::chrono::system_clock::time_point Now() const override { return at_; }
+
+ private:
+  std::chrono::system_clock::time_point at_;
+};
+
+// Accepts "YYYY-MM-DD" (taken as 12:00 Brussels, i.e. 10:00 or 11:00 UTC; 10:00 UTC is the
+// same Brussels date either way) and "YYYY-MM-DDTHH:MM:SSZ".
+std::optional<std::chrono::system_clock::time_point> ParseInstant(const std::string& text) {
+  int y = 0;
+  unsigned mo = 0;
+  unsigned d = 0;
+  int h = 10;
+  int mi = 0;
+  int s = 0;
+  char tail = 0;
+  if (text.size() == 10) {
+    if (std::sscanf(text.c_str(), "%4d-%2u-%2u%c", &y, &mo, &d, &tail) != 3)
+      return std::nullopt;
+  } else if (std::sscanf(text.c_str(), "%4d-%2u-%2uT%2d:%2d:%2dZ%c", &y, &mo, &d, &h, &mi, &s,
+                         &tail) != 6) {
+    return std::nullopt;
+  }
+  std::chrono::year_month_day ymd{std::chrono::year{y}, std::chrono::month{mo},
+                                  std::chrono::day{d}};
+  if (!ymd.ok() || h > 23 || mi > 59 || s > 60)
+    return std::nullopt;
+  return std::chrono::sys_days{ymd} + std::chrono::hours{h} + std::chrono::minutes{mi} +
+         std::chrono::seconds{s};
+}
+
+std::optional<std::string> ReadFile(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    return std::nullopt;
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad())
+    return std::nullopt;
+  return ss.str();
+}
+
+Json ProblemJson(const codecs::Problem& p) {
+  return Json{{"code", p.code},     {"message", p.message}, {"line", p.line},
+              {"column", p.column}, {"path", p.path},       {"document", p.document}};
+}
+
+// Loads the schema registry from --schemas or the default root, reporting failure on `err`.
+std::unique_ptr<codecs::SchemaRegistry> LoadSchemas(const std::string& dir, std::ostream& err) {
+  fs::path root = dir.empty() ? codecs::SchemaRegistry::DefaultRoot() : fs::path(dir);
+  auto registry = codecs::SchemaRegistry::Load(root);
+  if (!registry.ok()) {
+    err << "passerelle: cannot load schemas from " << root.string() << ": "
+        << registry.status().message() << "\n";
+    return nullptr;
+  }
+  return std::move(registry).value();
+}
+
+int Validate(const std::string& schemas_dir, const Clock& clock,
+             const std::vector<std::string>& files, std::ostream& out, std::ostream& err) {
+  auto registry = LoadSchemas(schemas_dir, err);
+  if (!registry)
+    return kExitEnvironment;
+  codecs::MessageValidator validator(*registry, clock);
+  int exit_code = kExitOk;
+  for (const auto& file : files) {
+    auto bytes = ReadFile(file);
+    if (!bytes) {
+      err << "passerelle: cannot read " << file << "\n";
+      exit_code = kExitEnvironment;
+      continue;
+    }
+    codecs::ValidationReport report = validator.Validate(*bytes);
+    Json errors = Json::array();
+    Json warnings = Json::array();
+    for (const auto& p : report.problems) {
+      (p.severity == codecs::Severity::kError ? errors : warnings).push_back(ProblemJson(p));
+    }
+    Json line{{"file", file},        {"valid", report.valid()},       {"kind", report.kind},
+              {"flow", report.flow}, {"operation", report.operation}, {"errors", errors}};
+    if (!warnings.empty())
+      line["warnings"] = warnings;
+    out << line.dump() << "\n";
+    if (!report.valid() && exit_code == kExitOk)
+      exit_code = kExitInvalid;
+  }
+  return exit_code;
+}
+
+struct SignOptions {
+  std::string key;
+  std::string cert;
+  std::string chain;
+  std::string p12;
+  std::string password_file;
+  std::string trust;
+  std::string out;
+  std::string schemas;
+  bool no_validate = false;
+  std::string request;
+};
+
+int Sign(const SignOptions& o, const Clock& clock, std::ostream& out, std::ostream& err) {
+  auto bytes = ReadFile(o.request);
+  if (!bytes) {
+    err << "passerelle: cannot read " << o.request << "\n";
+    return kExitEnvironment;
+  }
+  if (!o.no_validate) {
+    auto registry = LoadSchemas(o.schemas, err);
+    if (!registry)
+      return kExitEnvironment;
+    codecs::MessageValidator validator(*registry, clock);
+    codecs::ValidationReport report = validator.Validate(*bytes);
+    if (!report.valid()) {
+      err << "passerelle: refusing to sign an invalid request:\n";
+      for (const auto& p : report.problems) {
+        if (p.severity != codecs::Severity::kError)
+          continue;
+        err << "  " << p.code << " " << p.document << ":" << p.line << ":" << p.column << " "
+            << p.path << ": " << p.message << "\n";
+      }
+      return kExitInvalid;
+    }
+  }
+  StatusOr<SigningIdentity> identity = Status::FailedPrecondition("no key given");
+  if (!o.p12.empty()) {
+    if (o.password_file.empty()) {
+      err << "passerelle: --p12 needs --password-file\n";
+      return kExitEnvironment;
+    }
+    identity = certs::LoadPkcs12Identity(o.p12, o.password_file);
+  } else if (!o.key.empty() && !o.cert.empty()) {
+    fs::path chain(o.chain);
+    fs::path password(o.password_file);
+    identity = certs::LoadPemIdentity(o.key, o.cert, o.chain.empty() ? nullptr : &chain,
+                                      o.password_file.empty() ? nullptr : &password);
+  } else {
+    err << "passerelle: sign needs --key and --cert, or --p12 and --password-file\n";
+    return kExitEnvironment;
+  }
+  if (!identity.ok()) {
+    err << "passerelle: " << identity.status().message() << "\n";
+    return kExitEnvironment;
+  }
+  X509StorePtr trust;
+  if (!o.trust.empty()) {
+    auto store = certs::LoadTrustStore(o.trust);
+    if (!store.ok()) {
+      err << "passerelle: " << store.status().message() << "\n";
+      return kExitEnvironment;
+    }
+    trust = std::move(store).value();
+  }
+  auto signed_request = codecs::SignBlobRequest(*bytes, *identity, trust.get(), clock);
+  if (!signed_request.ok()) {
+    err << "passerelle: cannot sign: " << signed_request.status().message() << "\n";
+    return signed_request.status().code() == StatusCode::kInvalid ? kExitInvalid : kExitEnvironment;
+  }
+  if (o.out.empty()) {
+    out << *signed_request;
+    return kExitOk;
+  }
+  std::ofstream file(o.out, std::ios::binary | std::ios::trunc);
+  file << *signed_request;
+  file.close();
+  if (!file) {
+    err << "passerelle: cannot write " << o.out << "\n";
+    return kExitEnvironment;
+  }
+  return kExitOk;
+}
+
+int Verify(const std::string& trust_file, const std::string& signed_file, const Clock& clock,
+           std::ostream& out, std::ostream& err) {
+  auto bytes = ReadFile(signed_file);
+  if (!bytes) {
+    err << "passerelle: cannot read " << signed_file << "\n";
+    return kExitEnvironment;
+  }
+  auto store = certs::LoadTrustStore(trust_file);
+  if (!store.ok()) {
+    err << "passerelle: " << store.status().message() << "\n";
+    return kExitEnvironment;
+  }
+  auto verified = codecs::VerifyBlobRequest(*bytes, store->get(), clock);
+  if (!verified.ok()) {
+    out << Json{{"file", signed_file}, {"valid", false}, {"reason", verified.status().message()}}
+               .dump()
+        << "\n";
+    return kExitInvalid;
+  }
+  out << Json{{"file", signed_file}, {"valid", true}, {"signer", verified->signer_subject}}.dump()
+      << "\n";
+  return kExitOk;
+}
+
+}  // namespace
+
+int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  // Process-wide library state, set up once; both classes are idempotent.
+  static const codecs::XmlLibrary kXml;
+  static const codecs::XmlSecLibrary kXmlSec;
+
+  CLI::App app{"Passerelle: MyCareNet gateway for Belgian medical practices", "passerelle"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "passerelle 0.1.0");
+
+  std::string at;
+  auto add_at = [&at](CLI::App* cmd) {
+    cmd->add_option("--at", at,
+                    "reference instant for date rules and signing time: YYYY-MM-DD or "
+                    "YYYY-MM-DDTHH:MM:SSZ (default: now)");
+  };
+
+  std::string schemas;
+  std::vector<std::string> files;
+  CLI::App* validate = app.add_subcommand("validate", "validate request files; one JSON line each");
+  validate->add_option("--schemas", schemas,
+                       "schema folder (default: $PSL_SCHEMAS_DIR or ../shared/schemas)");
+  validate->add_option("FILE", files, "request files")->required();
+  add_at(validate);
+
+  SignOptions sign_options;
+  CLI::App* sign = app.add_subcommand("sign", "sign a request's Detail with XAdES-BES");
+  sign->add_option("--key", sign_options.key, "PEM private key");
+  sign->add_option("--cert", sign_options.cert, "PEM certificate");
+  sign->add_option("--chain", sign_options.chain, "PEM issuing chain");
+  sign->add_option("--p12", sign_options.p12, "PKCS#12 bundle (instead of --key/--cert)");
+  sign->add_option("--password-file", sign_options.password_file, "file holding the key password");
+  sign->add_option("--trust", sign_options.trust,
+                   "trust bundle to verify a signature the request already carries");
+  sign->add_option("--out", sign_options.out, "output file (default: stdout)");
+  sign->add_option("--schemas", sign_options.schemas, "schema folder");
+  sign->add_flag("--no-validate", sign_options.no_validate, "sign without validating first");
+  sign->add_option("REQUEST", sign_options.request, "request file")->required();
+  add_at(sign);
+
+  std::string trust;
+  std::string signed_file;
+  CLI::App* verify =
+      app.add_subcommand("verify", "verify a signed request; exit 0 valid, 1 invalid");
+  verify->add_option("--trust", trust, "PEM trust bundle (CA certificates)")->required();
+  verify->add_option("SIGNED", signed_file, "signed request file")->required();
+  add_at(verify);
+
+  std::vector<const char*> argv;
+  argv.reserve(args.size());
+  for (const auto& a : args)
+    argv.push_back(a.c_str());
+  try {
+    app.parse(static_cast<int>(argv.size()), argv.data());
+  } catch (const CLI::CallForHelp&) {
+    out << app.help();
+    return kExitOk;
+  } catch (const CLI::CallForVersion&) {
+    out << app.version() << "\n";
+    return kExitOk;
+  } catch (const CLI::ParseError& e) {
+    CLI::App* failed = app.get_subcommands().empty() ? &app : app.get_subcommands().front();
+    err << "passerelle: " << e.what() << "\n" << failed->help();
+    return kExitEnvironment;
+  }
+
+  SystemClock system_clock;
+  std::optional<FixedClock> fixed_clock;
+  if (!at.empty()) {
+    auto instant = ParseInstant(at);
+    if (!instant) {
+      err << "passerelle: --at wants YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ\n";
+      return kExitEnvironment;
+    }
+    fixed_clock.emplace(*instant);
+  }
+  const Clock& clock = fixed_clock ? static_cast<const Clock&>(*fixed_clock) : system_clock;
+
+  if (validate->parsed())
+    return Validate(schemas, clock, files, out, err);
+  if (sign->parsed())
+    return Sign(sign_options, clock, out, err);
+  if (verify->parsed())
+    return Verify(trust, signed_file, clock, out, err);
+  return kExitEnvironment;
+}
+
+}  // namespace psl::gateway

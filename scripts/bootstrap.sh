@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages Passerelle needs to build, test and run its demo.
+# Idempotent and fast when nothing is missing (one dpkg-query). Needs root or password-less sudo
+# only when something must be installed. Usage: scripts/bootstrap.sh [--check]
+set -euo pipefail
+
+packages=(
+  # toolchain
+  g++ cmake make pkg-config git python3
+  # XML, schemas and signatures: libxml2 (parse, XSD), xmlsec1 (XML-DSig/XAdES), OpenSSL 3 (keys, RSA)
+  libxml2-dev libxmlsec1-dev libxmlsec1-openssl libssl-dev openssl zlib1g-dev
+  # command line and JSON output
+  libcli11-dev nlohmann-json3-dev
+  # tests: GoogleTest, the independent XML-DSig verifier, the format check
+  libgtest-dev libgmock-dev xmlsec1 clang-format
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed || missing+=("$p")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "bootstrap: all ${#packages[@]} packages present"
+  exit 0
+fi
+if [ "${1:-}" = "--check" ]; then
+  echo "bootstrap: missing: ${missing[*]}"
+  exit 1
+fi
+
+echo "bootstrap: installing ${missing[*]}"
+if [ "$(id -u)" -eq 0 ]; then
+  sudo_cmd=()
+elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+  sudo_cmd=(sudo -n)
+else
+  echo "bootstrap: need root or password-less sudo to install: ${missing[*]}" >&2
+  exit 2
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo_cmd[@]}" apt-get update -qq
+"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+echo "bootstrap: done"
