@@ -21,7 +21,7 @@ build: configure
 	cmake --build $(BUILD_DIR) -j$(JOBS)
 
 format:
-	@git ls-files '*.h' '*.cc' | xargs clang-format -i --style=file
+	@git ls-files --cached --others --exclude-standard '*.h' '*.cc' | xargs clang-format -i --style=file
 
 format-check:
 	@scripts/format_check.sh

@@ -10,7 +10,8 @@ std::string DrainOpenSslErrors() {
   while ((err = ERR_get_error()) != 0) {
     char buf[256];
     ERR_error_string_n(err, buf, sizeof(buf));
-    if (!out.empty()) out += "; ";
+    if (!out.empty())
+      out += "; ";
     out += buf;
   }
   return out;

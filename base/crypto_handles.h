@@ -3,12 +3,13 @@
 #ifndef PSL_BASE_CRYPTO_HANDLES_H_
 #define PSL_BASE_CRYPTO_HANDLES_H_
 
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+
 #include <memory>
 #include <string>
 #include <vector>
 
-#include <openssl/bio.h>
-#include <openssl/evp.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 

@@ -4,24 +4,37 @@ namespace psl {
 
 std::string_view StatusCodeName(StatusCode code) {
   switch (code) {
-    case StatusCode::kOk: return "ok";
-    case StatusCode::kMalformed: return "malformed";
-    case StatusCode::kInvalid: return "invalid";
-    case StatusCode::kTooLarge: return "too-large";
-    case StatusCode::kUnsupported: return "unsupported";
-    case StatusCode::kUnauthenticated: return "unauthenticated";
-    case StatusCode::kForbidden: return "forbidden";
-    case StatusCode::kNotFound: return "not-found";
-    case StatusCode::kConflict: return "conflict";
-    case StatusCode::kUnavailable: return "unavailable";
-    case StatusCode::kFailedPrecondition: return "failed-precondition";
-    case StatusCode::kInternal: return "internal";
+    case StatusCode::kOk:
+      return "ok";
+    case StatusCode::kMalformed:
+      return "malformed";
+    case StatusCode::kInvalid:
+      return "invalid";
+    case StatusCode::kTooLarge:
+      return "too-large";
+    case StatusCode::kUnsupported:
+      return "unsupported";
+    case StatusCode::kUnauthenticated:
+      return "unauthenticated";
+    case StatusCode::kForbidden:
+      return "forbidden";
+    case StatusCode::kNotFound:
+      return "not-found";
+    case StatusCode::kConflict:
+      return "conflict";
+    case StatusCode::kUnavailable:
+      return "unavailable";
+    case StatusCode::kFailedPrecondition:
+      return "failed-precondition";
+    case StatusCode::kInternal:
+      return "internal";
   }
   return "internal";
 }
 
 std::string Status::ToString() const {
-  if (ok()) return "ok";
+  if (ok())
+    return "ok";
   std::string s(StatusCodeName(code_));
   s += ": ";
   s += message_;

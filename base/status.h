@@ -16,17 +16,17 @@ namespace psl {
 
 enum class StatusCode {
   kOk,
-  kMalformed,         // bytes are not well-formed or break a parse limit -> 400
-  kInvalid,           // well-formed but fails schema or business rules -> 422
-  kTooLarge,          // over a size limit -> 413
-  kUnsupported,       // wrong media type or unknown document -> 415
-  kUnauthenticated,   // -> 401
-  kForbidden,         // -> 403
-  kNotFound,          // -> 404
-  kConflict,          // -> 409
-  kUnavailable,       // cannot commit now; retry later -> 503 + Retry-After
-  kFailedPrecondition,// configuration or environment not usable (start-up errors)
-  kInternal,          // a bug -> 500
+  kMalformed,           // bytes are not well-formed or break a parse limit -> 400
+  kInvalid,             // well-formed but fails schema or business rules -> 422
+  kTooLarge,            // over a size limit -> 413
+  kUnsupported,         // wrong media type or unknown document -> 415
+  kUnauthenticated,     // -> 401
+  kForbidden,           // -> 403
+  kNotFound,            // -> 404
+  kConflict,            // -> 409
+  kUnavailable,         // cannot commit now; retry later -> 503 + Retry-After
+  kFailedPrecondition,  // configuration or environment not usable (start-up errors)
+  kInternal,            // a bug -> 500
 };
 
 std::string_view StatusCodeName(StatusCode code);
@@ -68,10 +68,11 @@ class [[nodiscard]] Status {
 template <typename T>
 class [[nodiscard]] StatusOr {
  public:
-  StatusOr(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  StatusOr(T value) : v_(std::move(value)) {}        // NOLINT(google-explicit-constructor)
   StatusOr(Status status) : v_(std::move(status)) {  // NOLINT(google-explicit-constructor)
-    if (std::get<Status>(v_).ok()) { v_ = Status::Internal("StatusOr built from an OK status");
-}
+    if (std::get<Status>(v_).ok()) {
+      v_ = Status::Internal("StatusOr built from an OK status");
+    }
   }
 
   bool ok() const { return std::holds_alternative<T>(v_); }
@@ -94,10 +95,11 @@ class [[nodiscard]] StatusOr {
 }  // namespace psl
 
 // Returns early with the status when `expr` is not OK.
-#define PSL_RETURN_IF_ERROR(expr)             \
-  do {                                        \
-    ::psl::Status psl_status_tmp_ = (expr);   \
-    if (!psl_status_tmp_.ok()) return psl_status_tmp_; \
+#define PSL_RETURN_IF_ERROR(expr)           \
+  do {                                      \
+    ::psl::Status psl_status_tmp_ = (expr); \
+    if (!psl_status_tmp_.ok())              \
+      return psl_status_tmp_;               \
   } while (false)
 
 #endif  // PSL_BASE_STATUS_H_

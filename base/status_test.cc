@@ -8,7 +8,8 @@ namespace psl {
 namespace {
 
 StatusOr<int> Half(int n) {
-  if (n % 2 != 0) return Status::Invalid("odd");
+  if (n % 2 != 0)
+    return Status::Invalid("odd");
   return n / 2;
 }
 

@@ -2,10 +2,10 @@
 #ifndef PSL_BASE_XML_HANDLES_H_
 #define PSL_BASE_XML_HANDLES_H_
 
-#include <memory>
-
 #include <libxml/tree.h>
 #include <libxml/xmlschemas.h>
+
+#include <memory>
 
 namespace psl {
 
