@@ -5,7 +5,7 @@ SHARED_DIR ?= $(abspath ../shared)
 CMAKE_FLAGS ?=
 MAKEFLAGS += --no-print-directory
 
-.PHONY: all bootstrap configure build test format format-check demo clean
+.PHONY: all bootstrap configure build test format format-check demo fuzz sanitize clean
 
 all: build
 
@@ -32,5 +32,22 @@ test: build format-check
 demo: build
 	@scripts/demo.sh $(BUILD_DIR)
 
+# The libFuzzer target (clang) seeded from the conformance corpus; FUZZ_SECONDS=60 by default.
+FUZZ_SECONDS ?= 60
+fuzz: bootstrap
+	cmake -S . -B build-fuzz -DPSL_SHARED_DIR=$(SHARED_DIR) -DCMAKE_C_COMPILER=clang \
+	  -DCMAKE_CXX_COMPILER=clang++ -DPSL_FUZZ=ON
+	cmake --build build-fuzz --target mhm_fuzz -j$(JOBS)
+	rm -rf build-fuzz/corpus && mkdir -p build-fuzz/corpus
+	build-fuzz/codecs/mhm_fuzz -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 \
+	  build-fuzz/corpus conformance/mhm/valid conformance/mhm/invalid conformance/mhm/multi
+
+# The whole suite built with clang, AddressSanitizer and UndefinedBehaviorSanitizer.
+sanitize: bootstrap
+	cmake -S . -B build-sanitize -DPSL_SHARED_DIR=$(SHARED_DIR) -DCMAKE_C_COMPILER=clang \
+	  -DCMAKE_CXX_COMPILER=clang++ -DPSL_SANITIZE=ON
+	cmake --build build-sanitize -j$(JOBS)
+	cd build-sanitize && ctest --output-on-failure -j$(JOBS)
+
 clean:
-	rm -rf $(BUILD_DIR)
+	rm -rf $(BUILD_DIR) build-fuzz build-sanitize

@@ -9,10 +9,14 @@ packages=(
   g++ cmake make pkg-config git python3
   # XML, schemas and signatures: libxml2 (parse, XSD), xmlsec1 (XML-DSig/XAdES), OpenSSL 3 (keys, RSA)
   libxml2-dev libxmlsec1-dev libxmlsec1-openssl libssl-dev openssl zlib1g-dev
+  # the durable store (synced write batches, column families, fault-injection file system)
+  librocksdb-dev
   # command line and JSON output
   libcli11-dev nlohmann-json3-dev
   # tests: GoogleTest, the independent XML-DSig verifier, the format check
-  libgtest-dev libgmock-dev xmlsec1 clang-format
+  libgtest-dev libgmock-dev libbenchmark-dev xmlsec1 clang-format
+  # make fuzz and make sanitize: clang with its sanitizer and libFuzzer runtimes
+  clang libclang-rt-14-dev
 )
 
 missing=()
