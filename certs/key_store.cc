@@ -12,6 +12,7 @@
 #include <openssl/pkcs12.h>
 #include <openssl/x509v3.h>
 
+#include "base/x509.h"
 #include "certs/trust_store.h"
 
 namespace psl::certs {
@@ -138,14 +139,7 @@ std::string FormatUtc(system_clock::time_point t) {
 }  // namespace
 
 std::string SubjectOf(const X509* cert) {
-  if (cert == nullptr) {
-    return "";
-  }
-  BioPtr bio(BIO_new(BIO_s_mem()));
-  X509_NAME_print_ex(bio.get(), X509_get_subject_name(cert), 0, XN_FLAG_RFC2253);
-  char* data = nullptr;
-  long len = BIO_get_mem_data(bio.get(), &data);  // NOLINT(google-runtime-int): OpenSSL's type
-  return std::string(data, static_cast<std::size_t>(len));
+  return SubjectRfc2253(cert);
 }
 
 StatusOr<SigningIdentity> LoadPemIdentity(const std::filesystem::path& key,

@@ -51,7 +51,8 @@ std::chrono::seconds SecondsToExpiry(const X509* cert, const Clock& clock);
 Status CheckUsable(const SigningIdentity& identity, const Clock& clock,
                    std::chrono::seconds warn_window, std::string* warning);
 
-// "CN=...,O=...,C=BE" (RFC 2253) for messages and logs; "" for null.
+// "CN=...,O=...,C=BE" (RFC 2253) for messages and logs; "" for null. Same as base/x509.h's
+// SubjectRfc2253.
 std::string SubjectOf(const X509* cert);
 
 }  // namespace psl::certs

@@ -7,6 +7,7 @@
 #include <sstream>
 #include <string>
 
+#include "base/x509.h"
 #include "certs/key_store.h"
 
 namespace psl::certs {
@@ -60,33 +61,7 @@ StatusOr<X509StorePtr> LoadTrustStore(const std::filesystem::path& pem_bundle) {
 
 Status VerifyChain(X509_STORE* store, X509* leaf, const std::vector<X509Ptr>& untrusted_chain,
                    std::chrono::system_clock::time_point at) {
-  if (store == nullptr || leaf == nullptr) {
-    return Status::Internal("VerifyChain called without a trust store or a certificate");
-  }
-  struct StackDeleter {
-    void operator()(STACK_OF(X509) * s) const { sk_X509_free(s); }  // certificates are borrowed
-  };
-  std::unique_ptr<STACK_OF(X509), StackDeleter> untrusted(sk_X509_new_null());
-  for (const X509Ptr& c : untrusted_chain) {
-    sk_X509_push(untrusted.get(), c.get());  // borrowed
-  }
-  X509StoreCtxPtr ctx(X509_STORE_CTX_new());
-  if (ctx == nullptr || X509_STORE_CTX_init(ctx.get(), store, leaf, untrusted.get()) != 1) {
-    return Status::Internal("cannot set up certificate verification: " + DrainOpenSslErrors());
-  }
-  X509_VERIFY_PARAM* param = X509_STORE_CTX_get0_param(ctx.get());
-  // Only self-signed anchors of the store end a chain: an intermediate alone is not trusted.
-  X509_VERIFY_PARAM_clear_flags(param, X509_V_FLAG_PARTIAL_CHAIN);
-  X509_STORE_CTX_set_time(ctx.get(), 0, std::chrono::system_clock::to_time_t(at));
-  if (X509_verify_cert(ctx.get()) != 1) {
-    const int error = X509_STORE_CTX_get_error(ctx.get());
-    const int depth = X509_STORE_CTX_get_error_depth(ctx.get());
-    DrainOpenSslErrors();
-    return Status::Invalid("certificate " + SubjectOf(leaf) +
-                           " does not verify: " + X509_verify_cert_error_string(error) +
-                           " (at chain depth " + std::to_string(depth) + ")");
-  }
-  return Status::Ok();
+  return VerifyCertificateChain(store, leaf, untrusted_chain, at);
 }
 
 }  // namespace psl::certs

@@ -25,7 +25,9 @@ StatusOr<std::vector<X509Ptr>> ReadPemCertificates(const std::filesystem::path& 
 // Verifies that `leaf` chains to an anchor of `store` through `untrusted_chain`, with every
 // certificate valid at time `at`. Failure → kInvalid naming the leaf's subject, the OpenSSL
 // verification error ("certificate has expired", "unable to get local issuer certificate"...)
-// and the depth at which it occurred. Does not check key usage or purpose.
+// and the depth at which it occurred; kInternal for a null store or leaf. Does not check key
+// usage or purpose. The check itself is base/x509.h's VerifyCertificateChain, which codecs/
+// (XAdES) uses too.
 Status VerifyChain(X509_STORE* store, X509* leaf, const std::vector<X509Ptr>& untrusted_chain,
                    std::chrono::system_clock::time_point at);
 

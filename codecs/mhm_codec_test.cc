@@ -9,23 +9,13 @@
 namespace psl::codecs {
 namespace {
 
-using mhm_test::Base64;
+using mhm_test::Dump;
 using mhm_test::LineOf;
-using mhm_test::RawDeflate;
 using mhm_test::Replace;
 using mhm_test::SampleDetail;
 using mhm_test::SampleEnvelope;
 using mhm_test::WithDetail;
 using mhm_test::WithDetailElement;
-
-std::string Dump(const ValidationReport& report) {
-  std::string s;
-  for (const Problem& p : report.problems) {
-    s += p.code + " " + p.document + ":" + std::to_string(p.line) + " " + p.path + " — " +
-         p.message + "\n";
-  }
-  return s;
-}
 
 const Problem* Find(const ValidationReport& report, std::string_view code,
                     std::string_view path = {}) {
@@ -92,13 +82,13 @@ TEST_F(MhmCodecTest, DeflateEncodedDetailDecodes) {
 TEST_F(MhmCodecTest, AbsentContentEncodingMeansDeflate) {
   const std::string attrs =
       std::string("ContentType=\"text/xml\" ") + std::string(mhm_test::kDetailId);
-  StatusOr<MhmRequest> deflated =
-      Decode(WithDetailElement(SampleEnvelope(), attrs, Base64(RawDeflate(SampleDetail()))));
+  StatusOr<MhmRequest> deflated = Decode(
+      WithDetailElement(SampleEnvelope(), attrs, EncodeBase64(DeflateRaw(SampleDetail()).value())));
   ASSERT_TRUE(deflated.ok()) << Dump(report_);
   EXPECT_EQ(deflated->content_encoding, "deflate");
 
   StatusOr<MhmRequest> plain =
-      Decode(WithDetailElement(SampleEnvelope(), attrs, Base64(SampleDetail())));
+      Decode(WithDetailElement(SampleEnvelope(), attrs, EncodeBase64(SampleDetail())));
   EXPECT_EQ(plain.status().code(), StatusCode::kMalformed);
   EXPECT_NE(Find(report_, "PSL-BLOB-DEFLATE"), nullptr) << Dump(report_);
 }
@@ -108,7 +98,7 @@ TEST_F(MhmCodecTest, RefusesAContentTypeOtherThanTextXml) {
       WithDetailElement(SampleEnvelope(),
                         std::string("ContentEncoding=\"none\" ContentType=\"text/plain\" ") +
                             std::string(mhm_test::kDetailId),
-                        Base64(SampleDetail()));
+                        EncodeBase64(SampleDetail()));
   EXPECT_FALSE(Decode(env).ok());
   const Problem* p = Find(report_, "PSL-BLOB-CONTENTTYPE", "/SendSubscriptionRequest/Detail");
   ASSERT_NE(p, nullptr) << Dump(report_);
@@ -133,8 +123,20 @@ TEST_F(MhmCodecTest, RefusesDetailThatIsNotBase64) {
   }
 }
 
+TEST_F(MhmCodecTest, DecodesOnlyTheDetailInTheCommonsProtocolNamespace) {
+  // A look-alike Detail in another namespace, placed first, must never be taken for the Detail
+  // that is validated and signed: it is a schema error, and its content is not decoded.
+  const std::string env = Replace(SampleEnvelope(), "<mcp:Detail",
+                                  "<w:Detail xmlns:w=\"urn:example:wrong\" Id=\"w\" "
+                                  "ContentType=\"text/xml\">not*base64</w:Detail><mcp:Detail");
+  StatusOr<MhmRequest> r = Decode(env);
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalid) << Dump(report_);
+  EXPECT_EQ(Find(report_, "PSL-BLOB-BASE64"), nullptr) << Dump(report_);
+  EXPECT_FALSE(report_.valid());
+}
+
 TEST_F(MhmCodecTest, AcceptsBase64WrappedOverSeveralLines) {
-  std::string b64 = Base64(SampleDetail());
+  std::string b64 = EncodeBase64(SampleDetail());
   for (std::size_t at = 76; at < b64.size(); at += 77) {
     b64.insert(at, "\n");
   }
@@ -145,12 +147,12 @@ TEST_F(MhmCodecTest, AcceptsBase64WrappedOverSeveralLines) {
 }
 
 TEST_F(MhmCodecTest, RefusesACorruptOrTruncatedDeflateStream) {
-  const std::string deflated = RawDeflate(SampleDetail());
+  const std::string deflated = DeflateRaw(SampleDetail()).value();
   const std::string attrs = std::string("ContentEncoding=\"deflate\" ContentType=\"text/xml\" ") +
                             std::string(mhm_test::kDetailId);
   for (const std::string& bad : {deflated.substr(0, deflated.size() / 2),
                                  std::string("\xff\xff\xff\xff garbage"), deflated + "trailing"}) {
-    StatusOr<MhmRequest> r = Decode(WithDetailElement(SampleEnvelope(), attrs, Base64(bad)));
+    StatusOr<MhmRequest> r = Decode(WithDetailElement(SampleEnvelope(), attrs, EncodeBase64(bad)));
     EXPECT_EQ(r.status().code(), StatusCode::kMalformed);
     EXPECT_NE(Find(report_, "PSL-BLOB-DEFLATE"), nullptr) << Dump(report_);
   }

@@ -1,11 +1,10 @@
 #include "codecs/mhm_rules.h"
 
 #include <array>
-#include <cctype>
 #include <optional>
 
-#include "base/xml_handles.h"
 #include "codecs/identifiers.h"
+#include "codecs/xml_util.h"
 
 namespace psl::codecs {
 namespace {
@@ -266,50 +265,12 @@ constexpr bool RulesFollowTheEnumeration() {
 }
 static_assert(RulesFollowTheEnumeration());
 
-bool IsElement(const xmlNode* n, std::string_view local_name) {
-  return n != nullptr && n->type == XML_ELEMENT_NODE && n->name != nullptr &&
-         local_name == reinterpret_cast<const char*>(n->name);
-}
-
-std::vector<const xmlNode*> Children(const xmlNode* parent, std::string_view local_name) {
-  std::vector<const xmlNode*> out;
-  if (parent == nullptr) {
-    return out;
-  }
-  for (const xmlNode* c = parent->children; c != nullptr; c = c->next) {
-    if (IsElement(c, local_name)) {
-      out.push_back(c);
-    }
-  }
-  return out;
-}
-
-const xmlNode* Child(const xmlNode* parent, std::string_view local_name) {
-  if (parent == nullptr) {
-    return nullptr;
-  }
-  for (const xmlNode* c = parent->children; c != nullptr; c = c->next) {
-    if (IsElement(c, local_name)) {
-      return c;
-    }
-  }
-  return nullptr;
-}
-
 const xmlNode* Path(const xmlNode* from, std::initializer_list<std::string_view> names) {
   const xmlNode* n = from;
   for (std::string_view name : names) {
     n = Child(n, name);
   }
   return n;
-}
-
-std::string Attr(const xmlNode* n, const char* name) {
-  if (n == nullptr) {
-    return {};
-  }
-  XmlCharPtr v(xmlGetNoNsProp(n, reinterpret_cast<const xmlChar*>(name)));
-  return v ? std::string(reinterpret_cast<const char*>(v.get())) : std::string();
 }
 
 // The first child `local_name` whose attribute `attr` is `value`.
@@ -321,28 +282,6 @@ const xmlNode* ChildWith(const xmlNode* parent, std::string_view local_name, con
     }
   }
   return nullptr;
-}
-
-std::string Trim(std::string s) {
-  const auto not_space = [](unsigned char c) {
-    return !std::isspace(c);
-  };
-  while (!s.empty() && !not_space(static_cast<unsigned char>(s.back()))) {
-    s.pop_back();
-  }
-  std::size_t i = 0;
-  while (i < s.size() && !not_space(static_cast<unsigned char>(s[i]))) {
-    ++i;
-  }
-  return s.substr(i);
-}
-
-std::string Text(const xmlNode* n) {
-  if (n == nullptr) {
-    return {};
-  }
-  XmlCharPtr v(xmlNodeGetContent(n));
-  return v ? Trim(reinterpret_cast<const char*>(v.get())) : std::string();
 }
 
 bool AllDigits(std::string_view s) {
@@ -428,14 +367,6 @@ bool IsDecisionReference(std::string_view s) {
   return true;
 }
 
-int Line(const xmlNode* n) {
-  if (n == nullptr) {
-    return 0;
-  }
-  const auto line = xmlGetLineNo(n);
-  return line > 0 ? static_cast<int>(line) : 0;
-}
-
 // Collects problems from rule ids, so every emitted (code, path) comes from the table.
 class Findings {
  public:
@@ -483,7 +414,7 @@ std::string CheckHcpartyNihii(const xmlNode* container, const xmlNode* fallback,
       break;
     }
   }
-  std::string value = Text(id);
+  std::string value = TrimmedContent(id);
   if (value.empty()) {
     f->Add(rules.missing, id != nullptr ? id : (container != nullptr ? container : fallback));
     return value;
@@ -503,7 +434,7 @@ std::string CheckHcpartyNihii(const xmlNode* container, const xmlNode* fallback,
 
 void CheckTodayDate(const xmlNode* date_node, const xmlNode* fallback,
                     std::chrono::year_month_day today, MhmRule future, MhmRule past, Findings* f) {
-  const auto d = ParseDate(Text(date_node));
+  const auto d = ParseDate(TrimmedContent(date_node));
   if (!d) {
     return;  // absent or not an xs:date: the schema reports it
   }
@@ -519,7 +450,7 @@ void CheckTodayDate(const xmlNode* date_node, const xmlNode* fallback,
 const xmlNode* ItemOf(const xmlNode* transaction, std::string_view type) {
   for (const xmlNode* item : Children(transaction, "item")) {
     const xmlNode* cd = ChildWith(item, "cd", "S", "CD-ITEM-MYCARENET");
-    if (Text(cd) == type) {
+    if (TrimmedContent(cd) == type) {
       return item;
     }
   }
@@ -579,7 +510,7 @@ class DetailChecker {
     }
 
     const xmlNode* id = Child(request, "id");
-    facts_->request_id = Text(id);
+    facts_->request_id = TrimmedContent(id);
     if (!IsRequestIdFormat(facts_->request_id)) {
       f_->Add(R::kRequestIdFormat, id != nullptr ? id : anchor);
     } else if (author_valid_ && facts_->request_id.substr(0, 11) != facts_->request_author_nihii) {
@@ -587,7 +518,7 @@ class DetailChecker {
     }
 
     const xmlNode* date = Child(request, "date");
-    request_date_ = ParseDate(Text(date));
+    request_date_ = ParseDate(TrimmedContent(date));
     CheckTodayDate(date, anchor, in_.today, R::kRequestDateFuture, R::kRequestDatePast, f_);
   }
 
@@ -600,12 +531,12 @@ class DetailChecker {
       f_->Add(R::kHeaderStandard, standard != nullptr ? standard : anchor);
     }
     const xmlNode* id = ChildWith(header, "id", "S", "ID-KMEHR");
-    if (!IsDottedDigits(Text(id))) {
+    if (!IsDottedDigits(TrimmedContent(id))) {
       f_->Add(R::kHeaderIdFormat, id != nullptr ? id : anchor);
     }
 
     const xmlNode* date = Child(header, "date");
-    const auto header_date = ParseDate(Text(date));
+    const auto header_date = ParseDate(TrimmedContent(date));
     if (header_date && request_date_ && *header_date != *request_date_) {
       f_->Add(R::kHeaderDate, date);
     }
@@ -628,7 +559,7 @@ class DetailChecker {
         break;
       }
     }
-    const std::string recipient_name = Text(name);
+    const std::string recipient_name = TrimmedContent(name);
     if (recipient_name.empty()) {
       f_->Add(R::kRecipientMissing, recipient != nullptr ? recipient : anchor);
     } else if (recipient_name != "mycarenet") {
@@ -647,7 +578,7 @@ class DetailChecker {
     }
     const xmlNode* folder = folders[0];
     const xmlNode* id = ChildWith(folder, "id", "S", "ID-KMEHR");
-    if (!IsPositiveInteger(Text(id))) {
+    if (!IsPositiveInteger(TrimmedContent(id))) {
       f_->Add(R::kFolderId, id != nullptr ? id : folder);
     }
     CheckPatient(folder);
@@ -658,7 +589,7 @@ class DetailChecker {
     const xmlNode* patient = Child(folder, "patient");
     const xmlNode* anchor = patient != nullptr ? patient : folder;
     const xmlNode* niss_node = ChildWith(patient, "id", "S", "ID-PATIENT");
-    facts_->patient_niss = Text(niss_node);
+    facts_->patient_niss = TrimmedContent(niss_node);
     const bool has_niss = !facts_->patient_niss.empty();
     if (niss_node != nullptr) {
       const int year = static_cast<int>(in_.today.year());
@@ -669,10 +600,10 @@ class DetailChecker {
       }
     }
     if (patient != nullptr) {
-      if (Text(Child(patient, "firstname")).empty()) {
+      if (TrimmedContent(Child(patient, "firstname")).empty()) {
         f_->Add(R::kPatientFirstname, anchor);
       }
-      if (Text(Child(patient, "familyname")).empty()) {
+      if (TrimmedContent(Child(patient, "familyname")).empty()) {
         f_->Add(R::kPatientFamilyname, anchor);
       }
       if (Child(patient, "sex") == nullptr) {
@@ -695,7 +626,7 @@ class DetailChecker {
     if (has_niss && number != nullptr) {
       f_->Add(R::kMembershipWithNiss, number);
     }
-    const std::string mutuality_id = Text(mutuality);
+    const std::string mutuality_id = TrimmedContent(mutuality);
     if ((mutuality != nullptr || !has_niss) &&
         (mutuality_id.size() != 3 || !AllDigits(mutuality_id))) {
       f_->Add(R::kMutualityFormat, mutuality != nullptr ? mutuality : membership);
@@ -709,12 +640,12 @@ class DetailChecker {
       return;
     }
     const xmlNode* id = ChildWith(tx, "id", "S", "ID-KMEHR");
-    if (!IsPositiveInteger(Text(id))) {
+    if (!IsPositiveInteger(TrimmedContent(id))) {
       f_->Add(R::kTransactionId, id != nullptr ? id : tx);
     }
 
     const xmlNode* cd = ChildWith(tx, "cd", "S", "CD-TRANSACTION-MYCARENET");
-    if (Text(cd) != MhmTransactionCode(in_.operation)) {
+    if (TrimmedContent(cd) != MhmTransactionCode(in_.operation)) {
       f_->Add(R::kTransactionCd, cd != nullptr ? cd : tx);
     }
     CheckTodayDate(Child(tx, "date"), tx, in_.today, R::kTransactionDateFuture,
@@ -748,9 +679,9 @@ class DetailChecker {
       if (cd == nullptr) {
         cd = ContentChild(type, "cd");
       }
-      if (Text(cd).empty()) {
+      if (TrimmedContent(cd).empty()) {
         f_->Add(R::kAgreementTypeContent, cd != nullptr ? cd : At(type));
-      } else if (Text(cd) != "packagemedicalhouse") {
+      } else if (TrimmedContent(cd) != "packagemedicalhouse") {
         f_->Add(R::kAgreementTypeValue, cd);
       }
     }
@@ -766,7 +697,7 @@ class DetailChecker {
       f_->Add(R::kTrialPeriodNotAllowed, At(trial));
     } else {
       const xmlNode* b = ContentChild(trial, "boolean");
-      const std::string v = Text(b);
+      const std::string v = TrimmedContent(b);
       if (v.empty()) {
         f_->Add(R::kTrialPeriodContent, b != nullptr ? b : At(trial));
       }
@@ -783,7 +714,7 @@ class DetailChecker {
       f_->Add(R::kStartDateNotAllowed, At(start));
     } else {
       const xmlNode* d = ContentChild(start, "date");
-      const std::string v = Text(d);
+      const std::string v = TrimmedContent(d);
       if (v.empty()) {
         f_->Add(R::kStartDateContent, d != nullptr ? d : At(start));
       } else if (const auto date = ParseDate(v);
@@ -805,7 +736,7 @@ class DetailChecker {
       f_->Add(R::kEndDateNotAllowed, At(end));
     } else {
       const xmlNode* d = ContentChild(end, "date");
-      const std::string v = Text(d);
+      const std::string v = TrimmedContent(d);
       if (v.empty()) {
         f_->Add(R::kEndDateContent, d != nullptr ? d : At(end));
       } else if (const auto date = ParseDate(v)) {
@@ -838,7 +769,7 @@ class DetailChecker {
       if (id == nullptr) {
         id = ContentChild(reference, "text");
       }
-      const std::string v = Text(id);
+      const std::string v = TrimmedContent(id);
       if (v.empty()) {
         f_->Add(R::kDecisionReferenceContent, id != nullptr ? id : At(reference));
       } else if (!IsDecisionReference(v)) {
@@ -856,11 +787,11 @@ class DetailChecker {
       f_->Add(R::kClosureJustificationNotAllowed, At(justification));
     } else {
       const xmlNode* decision = ContentChild(justification, "cd", "MAA-CLOSUREDECISION");
-      if (Text(decision).empty()) {
+      if (TrimmedContent(decision).empty()) {
         f_->Add(R::kClosureDecisionContent, decision != nullptr ? decision : At(justification));
       }
       const xmlNode* why = ContentChild(justification, "cd", "MAA-CLOSUREJUSTIFICATION");
-      if (Text(why).empty()) {
+      if (TrimmedContent(why).empty()) {
         f_->Add(R::kClosureJustificationContent, why != nullptr ? why : At(justification));
       }
     }
@@ -875,7 +806,7 @@ class DetailChecker {
       f_->Add(R::kDocumentIdentityNotAllowed, At(identity));
     } else {
       const xmlNode* signature = ContentChild(identity, "cd", "SIGNATURE-TYPE");
-      if (Text(signature).empty()) {
+      if (TrimmedContent(signature).empty()) {
         f_->Add(R::kSignatureTypeContent, signature != nullptr ? signature : At(identity));
       }
       for (const xmlNode* content : Children(identity, "content")) {
@@ -909,11 +840,11 @@ void CheckEnvelope(const MhmRuleInput& in, Findings* f, MhmFacts* facts) {
   const xmlNode* nihii = Path(origin, {"CareProvider", "Nihii"});
   const xmlNode* anchor = nihii != nullptr ? nihii : (origin != nullptr ? origin : root);
   const xmlNode* quality = Child(nihii, "Quality");
-  if (Text(quality) != "medicalhouse") {
+  if (TrimmedContent(quality) != "medicalhouse") {
     f->Add(R::kEnvelopeQuality, quality != nullptr ? quality : anchor);
   }
   const xmlNode* value = Child(nihii, "Value");
-  facts->care_provider_nihii = Text(value);
+  facts->care_provider_nihii = TrimmedContent(value);
   if (facts->care_provider_nihii.empty()) {
     f->Add(R::kEnvelopeNihii, value != nullptr ? value : anchor, "the value is absent");
   } else {
@@ -934,9 +865,9 @@ void CheckEnvelope(const MhmRuleInput& in, Findings* f, MhmFacts* facts) {
   const xmlNode* routing = Child(root, "Routing");
   const xmlNode* receiver = Child(routing, "CareReceiver");
   const xmlNode* ssin = Child(receiver, "Ssin");
-  facts->routing_ssin = Text(ssin);
-  facts->routing_mutuality = Text(Child(receiver, "Mutuality"));
-  facts->routing_reg_nr_with_mut = Text(Child(receiver, "RegNrWithMut"));
+  facts->routing_ssin = TrimmedContent(ssin);
+  facts->routing_mutuality = TrimmedContent(Child(receiver, "Mutuality"));
+  facts->routing_reg_nr_with_mut = TrimmedContent(Child(receiver, "RegNrWithMut"));
   if (routing == nullptr) {
     f->Add(R::kRouting, root, "Routing is absent");
     return;
@@ -1007,7 +938,7 @@ std::string KmehrStandardOf(const xmlDoc* detail) {
   const xmlNode* standard =
       Path(xmlDocGetRootElement(detail), {"kmehrmessage", "header", "standard"});
   const xmlNode* cd = ChildWith(standard, "cd", "S", "CD-STANDARD");
-  return Text(cd != nullptr ? cd : Child(standard, "cd"));
+  return TrimmedContent(cd != nullptr ? cd : Child(standard, "cd"));
 }
 
 MhmFacts CheckMhmRules(const MhmRuleInput& input, std::vector<Problem>* problems) {
@@ -1017,8 +948,8 @@ MhmFacts CheckMhmRules(const MhmRuleInput& input, std::vector<Problem>* problems
                                   ? std::string(reinterpret_cast<const char*>(envelope_root->name))
                                   : std::string());
   // Read first: the request author is compared with it.
-  facts.care_provider_nihii =
-      Text(Path(envelope_root, {"CommonInput", "Origin", "CareProvider", "Nihii", "Value"}));
+  facts.care_provider_nihii = TrimmedContent(
+      Path(envelope_root, {"CommonInput", "Origin", "CareProvider", "Nihii", "Value"}));
   if (input.detail != nullptr) {
     DetailChecker(input, &findings, &facts).Run(xmlDocGetRootElement(input.detail));
   }

@@ -121,8 +121,10 @@ const MhmRuleSpec& MhmRuleSpecFor(MhmRule rule);
 
 struct MhmRuleInput {
   MhmOperation operation = MhmOperation::kSubscription;
-  const xmlDoc* envelope = nullptr;  // the SOAP body payload (SendSubscriptionRequest...), required
-  const xmlDoc* detail = nullptr;    // decoded kmehr SendTransactionRequest; null if undecodable
+  // The SOAP body payload (SendSubscriptionRequest...); null when only the Detail is checked
+  // (MhmCodec::CheckDetailOnly), which skips the envelope rules.
+  const xmlDoc* envelope = nullptr;
+  const xmlDoc* detail = nullptr;  // decoded kmehr SendTransactionRequest; null if undecodable
   // "Today" as MyCareNet sees it: the Europe/Brussels civil date.
   std::chrono::year_month_day today{};
   // Whether kmehr header/standard names a CD-STANDARD a compiled kmehr version knows (the codec

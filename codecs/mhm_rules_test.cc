@@ -15,6 +15,7 @@
 namespace psl::codecs {
 namespace {
 
+using mhm_test::Dump;
 using mhm_test::LineOf;
 using mhm_test::Replace;
 using mhm_test::ReplaceAll;
@@ -96,15 +97,6 @@ std::string EnvelopeFor(MhmOperation op, const std::string& detail,
     env = edit_envelope(env);
   }
   return WithDetail(env, detail);
-}
-
-std::string Dump(const ValidationReport& report) {
-  std::string s;
-  for (const Problem& p : report.problems) {
-    s += p.code + " " + p.document + ":" + std::to_string(p.line) + " " + p.path + " — " +
-         p.message + "\n";
-  }
-  return s;
 }
 
 class MhmRulesTest : public ::testing::Test {

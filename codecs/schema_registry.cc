@@ -441,7 +441,7 @@ StatusOr<std::vector<std::string>> CdStandardValues(const std::string& text,
   return values;
 }
 
-// ---- validation errors -------------------------------------------------------------------
+// validation errors
 
 bool EndsWith(std::string_view text, std::string_view suffix) {
   return text.size() >= suffix.size() && text.substr(text.size() - suffix.size()) == suffix;

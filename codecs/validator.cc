@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "codecs/mhm_codec.h"
+#include "codecs/xml_util.h"
 
 namespace psl::codecs {
 
@@ -37,8 +38,7 @@ ValidationReport MessageValidator::Validate(std::string_view bytes) const {
       std::string(kMhmNamespace) + ", or their kmehr payload SendTransactionRequest in namespace " +
       std::string(kMessageServicesNamespace) + ")";
   if (root != nullptr) {
-    const auto line = xmlGetLineNo(root);
-    unknown.line = line > 0 ? static_cast<int>(line) : 0;
+    unknown.line = Line(root);
     unknown.path = NodePath(root);
   }
   report.problems.push_back(std::move(unknown));

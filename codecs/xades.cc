@@ -12,7 +12,6 @@
 #include <xmlsec/templates.h>
 #include <xmlsec/xmldsig.h>
 #include <xmlsec/xmlsec.h>
-#include <zlib.h>
 
 #include <cstdio>
 #include <ctime>
@@ -24,7 +23,11 @@
 #include <openssl/x509.h>
 #include <xmlsec/openssl/x509.h>
 
+#include "base/x509.h"
+#include "codecs/base64.h"
+#include "codecs/deflate.h"
 #include "codecs/xml_parser.h"
+#include "codecs/xml_util.h"
 #include "codecs/xmlsec_library.h"
 
 namespace psl::codecs {
@@ -38,38 +41,13 @@ constexpr char kBase64[] = "http://www.w3.org/2000/09/xmldsig#base64";
 constexpr char kRsaSha256[] = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256";
 constexpr char kSha256[] = "http://www.w3.org/2001/04/xmlenc#sha256";
 
-// ---- Small helpers over libxml2 / OpenSSL. ----
+// Small helpers over libxml2 / OpenSSL.
 
 const xmlChar* X(const char* s) {
   return reinterpret_cast<const xmlChar*>(s);
 }
 const char* C(const xmlChar* s) {
   return reinterpret_cast<const char*>(s);
-}
-
-bool Is(const xmlNode* n, const char* ns, const char* local) {
-  return n != nullptr && n->type == XML_ELEMENT_NODE && n->ns != nullptr &&
-         xmlStrEqual(n->ns->href, X(ns)) && xmlStrEqual(n->name, X(local));
-}
-
-std::vector<xmlNode*> ElementChildren(xmlNode* parent) {
-  std::vector<xmlNode*> out;
-  for (xmlNode* c = parent->children; c != nullptr; c = c->next) {
-    if (c->type == XML_ELEMENT_NODE) {
-      out.push_back(c);
-    }
-  }
-  return out;
-}
-
-std::vector<xmlNode*> Children(xmlNode* parent, const char* ns, const char* local) {
-  std::vector<xmlNode*> out;
-  for (xmlNode* c : ElementChildren(parent)) {
-    if (Is(c, ns, local)) {
-      out.push_back(c);
-    }
-  }
-  return out;
 }
 
 // The one child `ns:local` of `parent`, or an error naming `where`.
@@ -83,118 +61,13 @@ StatusOr<xmlNode*> OneChild(xmlNode* parent, const char* ns, const char* local,
   return found.front();
 }
 
-std::string Attr(const xmlNode* n, const char* name) {
-  XmlCharPtr v(xmlGetNoNsProp(n, X(name)));
-  return v == nullptr ? std::string() : std::string(C(v.get()));
-}
-
-bool HasAttr(const xmlNode* n, const char* name) {
-  return xmlHasNsProp(n, X(name), nullptr);
-}
-
-std::string Text(const xmlNode* n) {
-  XmlCharPtr v(xmlNodeGetContent(n));
-  return v == nullptr ? std::string() : std::string(C(v.get()));
-}
-
-std::string Trim(std::string s) {
-  const char* ws = " \t\r\n";
-  s.erase(0, s.find_first_not_of(ws));
-  const std::size_t end = s.find_last_not_of(ws);
-  s.erase(end == std::string::npos ? 0 : end + 1);
-  return s;
-}
-
-std::string Base64Encode(std::string_view bytes) {
-  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(bytes.data()),
-                                static_cast<int>(bytes.size()));
-  out.resize(static_cast<std::size_t>(n));
-  return out;
-}
-
-// Strict base64: whitespace is skipped, any other non-alphabet byte or bad padding fails.
-StatusOr<std::string> Base64Decode(std::string_view text, const std::string& what) {
-  auto value = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') {
-      return c - 'A';
-    }
-    if (c >= 'a' && c <= 'z') {
-      return c - 'a' + 26;
-    }
-    if (c >= '0' && c <= '9') {
-      return c - '0' + 52;
-    }
-    if (c == '+') {
-      return 62;
-    }
-    if (c == '/') {
-      return 63;
-    }
-    return -1;
-  };
-  std::string out;
-  out.reserve(text.size() * 3 / 4);
-  unsigned int acc = 0;
-  int bits = 0;
-  int pad = 0;
-  std::size_t symbols = 0;
-  for (char c : text) {
-    if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
-      continue;
-    }
-    if (c == '=') {
-      ++pad;
-      ++symbols;
-      continue;
-    }
-    const int v = value(c);
-    if (v < 0 || pad > 0) {
-      return Status::Invalid(what + " is not valid base64");
-    }
-    acc = (acc << 6) | static_cast<unsigned int>(v);
-    bits += 6;
-    ++symbols;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xFF));
-    }
+// `what` names the element in the error: "Xades is not valid base64 (...)".
+StatusOr<std::string> DecodeBase64Of(std::string_view text, const std::string& what) {
+  StatusOr<std::string> bytes = DecodeBase64(text);
+  if (!bytes.ok()) {
+    return Status::Invalid(what + " is not valid base64 (" + bytes.status().message() + ")");
   }
-  if (symbols % 4 != 0 || pad > 2) {
-    return Status::Invalid(what + " is not valid base64");
-  }
-  return out;
-}
-
-StatusOr<std::string> RawInflate(std::string_view in, const std::string& what) {
-  z_stream zs{};
-  if (inflateInit2(&zs, -MAX_WBITS) != Z_OK) {
-    return Status::Internal("inflateInit2 failed");
-  }
-  std::unique_ptr<z_stream, decltype(&inflateEnd)> guard(&zs, &inflateEnd);
-  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
-  zs.avail_in = static_cast<uInt>(in.size());
-  std::string out;
-  char chunk[16 * 1024];
-  int rc = Z_OK;
-  while (rc != Z_STREAM_END) {
-    zs.next_out = reinterpret_cast<Bytef*>(chunk);
-    zs.avail_out = sizeof(chunk);
-    rc = inflate(&zs, Z_NO_FLUSH);
-    if (rc != Z_OK && rc != Z_STREAM_END) {
-      return Status::Invalid(what + " is not raw deflate data (ContentEncoding \"deflate\")");
-    }
-    out.append(chunk, sizeof(chunk) - zs.avail_out);
-    if (out.size() > kMaxInflatedBytes) {
-      return Status::TooLarge(what + " inflates to more than " + std::to_string(kMaxInflatedBytes) +
-                              " bytes");
-    }
-  }
-  if (zs.avail_in != 0) {
-    return Status::Invalid(what + " has data after its deflate stream");
-  }
-  return out;
+  return bytes;
 }
 
 std::string Sha256(std::string_view bytes) {
@@ -213,14 +86,6 @@ std::string Der(X509* cert) {
   std::string out(reinterpret_cast<char*>(buf), static_cast<std::size_t>(len));
   OPENSSL_free(buf);
   return out;
-}
-
-std::string NameRfc2253(const X509_NAME* name) {
-  BioPtr bio(BIO_new(BIO_s_mem()));
-  X509_NAME_print_ex(bio.get(), name, 0, XN_FLAG_RFC2253);
-  char* data = nullptr;
-  const long len = BIO_get_mem_data(bio.get(), &data);  // NOLINT(google-runtime-int)
-  return std::string(data, static_cast<std::size_t>(len));
 }
 
 std::string SerialDecimal(X509* cert) {
@@ -357,7 +222,7 @@ StatusOr<std::string> Serialise(xmlDoc* doc) {
   return std::string(C(buf), static_cast<std::size_t>(size));
 }
 
-// ---- The envelope: root, Detail, Xades. ----
+// The envelope: root, Detail, Xades.
 
 struct Envelope {
   xmlNode* root = nullptr;
@@ -398,9 +263,10 @@ StatusOr<Envelope> FindEnvelopeParts(xmlDoc* doc) {
   } else if (type != "text/plain") {
     return Status::Invalid("Detail/@ContentType must be text/xml or text/plain");
   }
+  // Absent means the schema default (BlobType: "deflate"), as MhmCodec and MyCareNet read it.
   const std::string encoding = HasAttr(e.detail, "ContentEncoding")
                                    ? Attr(e.detail, "ContentEncoding")
-                                   : std::string("none");
+                                   : std::string("deflate");
   if (encoding == "deflate") {
     e.deflate = true;
   } else if (encoding != "none") {
@@ -412,14 +278,18 @@ StatusOr<Envelope> FindEnvelopeParts(xmlDoc* doc) {
 // The blob as the signature's transforms see it; text/xml blobs must pass the hardened parser
 // before xmlsec's own parser transform ever sees them.
 Status CheckDetailContent(const Envelope& e) {
-  StatusOr<std::string> bytes = Base64Decode(Text(e.detail), "Detail");
+  StatusOr<std::string> bytes = DecodeBase64Of(Content(e.detail), "Detail");
   if (!bytes.ok()) {
     return bytes.status();
   }
   if (e.deflate) {
-    StatusOr<std::string> inflated = RawInflate(*bytes, "Detail");
+    StatusOr<std::string> inflated = InflateRaw(*bytes, kMaxInflatedBytes);
     if (!inflated.ok()) {
-      return inflated.status();
+      // kTooLarge stays as is; undecodable data is a fault of the request (kInvalid).
+      return inflated.status().code() == StatusCode::kMalformed
+                 ? Status::Invalid("Detail (ContentEncoding \"deflate\"): " +
+                                   inflated.status().message())
+                 : Status(inflated.status().code(), "Detail " + inflated.status().message());
     }
     bytes = std::move(inflated);
   }
@@ -478,7 +348,7 @@ int CountElements(xmlNode* root, const char* ns, const char* local) {
   while (!stack.empty()) {
     xmlNode* n = stack.back();
     stack.pop_back();
-    if (Is(n, ns, local)) {
+    if (IsElement(n, ns, local)) {
       ++count;
     }
     for (xmlNode* c = n->children; c != nullptr; c = c->next) {
@@ -507,36 +377,7 @@ Status RegisterId(xmlDoc* doc, xmlNode* element, const std::string& id) {
   return Status::Ok();
 }
 
-// ---- Chain verification (codecs/ does not depend on certs/, so this is its own). ----
-
-Status VerifyChainAt(X509_STORE* trust, X509* leaf, const std::vector<X509Ptr>& chain,
-                     system_clock::time_point at) {
-  struct StackDeleter {
-    void operator()(STACK_OF(X509) * s) const { sk_X509_free(s); }  // certificates borrowed
-  };
-  std::unique_ptr<STACK_OF(X509), StackDeleter> untrusted(sk_X509_new_null());
-  for (const X509Ptr& c : chain) {
-    sk_X509_push(untrusted.get(), c.get());
-  }
-  X509StoreCtxPtr ctx(X509_STORE_CTX_new());
-  if (ctx == nullptr || X509_STORE_CTX_init(ctx.get(), trust, leaf, untrusted.get()) != 1) {
-    return Status::Internal("cannot set up certificate verification: " + DrainOpenSslErrors());
-  }
-  X509_VERIFY_PARAM_clear_flags(X509_STORE_CTX_get0_param(ctx.get()), X509_V_FLAG_PARTIAL_CHAIN);
-  X509_STORE_CTX_set_time(ctx.get(), 0, system_clock::to_time_t(at));
-  if (X509_verify_cert(ctx.get()) != 1) {
-    const int error = X509_STORE_CTX_get_error(ctx.get());
-    const int depth = X509_STORE_CTX_get_error_depth(ctx.get());
-    DrainOpenSslErrors();
-    return Status::Invalid(
-        "signing certificate " + NameRfc2253(X509_get_subject_name(leaf)) +
-        " does not verify against the trust store: " + X509_verify_cert_error_string(error) +
-        " (chain depth " + std::to_string(depth) + ")");
-  }
-  return Status::Ok();
-}
-
-// ---- The signature's expected shape. ----
+// The signature's expected shape.
 
 struct SignatureParts {
   xmlNode* signature = nullptr;
@@ -560,13 +401,13 @@ Status CheckTransforms(xmlNode* reference, const std::vector<std::string>& expec
   }
   if (!transforms_nodes.empty()) {
     for (xmlNode* t : ElementChildren(transforms_nodes.front())) {
-      if (!Is(t, kDsNs, "Transform")) {
+      if (!IsElement(t, kDsNs, "Transform")) {
         return Status::Invalid(what + " Transforms holds an unexpected element");
       }
       actual.push_back(Attr(t, "Algorithm"));
       for (xmlNode* param : ElementChildren(t)) {
         // exc-c14n's InclusiveNamespaces is harmless; any other parameter (XPath, XSLT...) is not.
-        if (!(actual.back() == kExcC14n && xmlStrEqual(param->name, X("InclusiveNamespaces")))) {
+        if (!(actual.back() == kExcC14n && IsElement(param, kExcC14n, "InclusiveNamespaces"))) {
           return Status::Invalid(what + " transform " + actual.back() +
                                  " carries an unexpected parameter element");
         }
@@ -602,9 +443,9 @@ StatusOr<SignatureParts> CheckSignatureShape(xmlNode* signature, const Envelope&
     return Status::Invalid("ds:Signature has no Id");
   }
   std::vector<xmlNode*> kids = ElementChildren(signature);
-  if (kids.size() != 4 || !Is(kids[0], kDsNs, "SignedInfo") ||
-      !Is(kids[1], kDsNs, "SignatureValue") || !Is(kids[2], kDsNs, "KeyInfo") ||
-      !Is(kids[3], kDsNs, "Object")) {
+  if (kids.size() != 4 || !IsElement(kids[0], kDsNs, "SignedInfo") ||
+      !IsElement(kids[1], kDsNs, "SignatureValue") || !IsElement(kids[2], kDsNs, "KeyInfo") ||
+      !IsElement(kids[3], kDsNs, "Object")) {
     return Status::Invalid(
         "ds:Signature must hold exactly SignedInfo, SignatureValue, KeyInfo and one Object");
   }
@@ -693,7 +534,7 @@ StatusOr<SignatureParts> CheckSignatureShape(xmlNode* signature, const Envelope&
   if (!time.ok()) {
     return time.status();
   }
-  p.signing_time = Trim(Text(*time));
+  p.signing_time = TrimmedContent(*time);
   StatusOr<xmlNode*> sc =
       OneChild(*ssp, kXadesNs, "SigningCertificate", "SignedSignatureProperties");
   if (!sc.ok()) {
@@ -717,7 +558,7 @@ StatusOr<SignatureParts> CheckSignatureShape(xmlNode* signature, const Envelope&
   if (!cd_value.ok()) {
     return cd_value.status();
   }
-  StatusOr<std::string> digest = Base64Decode(Text(*cd_value), "CertDigest/DigestValue");
+  StatusOr<std::string> digest = DecodeBase64Of(Content(*cd_value), "CertDigest/DigestValue");
   if (!digest.ok()) {
     return digest.status();
   }
@@ -734,19 +575,19 @@ StatusOr<SignatureParts> CheckSignatureShape(xmlNode* signature, const Envelope&
   if (!serial.ok()) {
     return serial.status();
   }
-  p.issuer_name = Trim(Text(*issuer));
-  p.serial_number = Trim(Text(*serial));
+  p.issuer_name = TrimmedContent(*issuer);
+  p.serial_number = TrimmedContent(*serial);
 
   // KeyInfo: X509Data with certificates only (no KeyValue, KeyName, RetrievalMethod...).
   std::vector<xmlNode*> key_kids = ElementChildren(key_info);
-  if (key_kids.size() != 1 || !Is(key_kids[0], kDsNs, "X509Data")) {
+  if (key_kids.size() != 1 || !IsElement(key_kids[0], kDsNs, "X509Data")) {
     return Status::Invalid("KeyInfo must hold exactly one X509Data and nothing else");
   }
   for (xmlNode* c : ElementChildren(key_kids[0])) {
-    if (!Is(c, kDsNs, "X509Certificate")) {
+    if (!IsElement(c, kDsNs, "X509Certificate")) {
       return Status::Invalid("X509Data may hold only X509Certificate elements");
     }
-    StatusOr<std::string> der = Base64Decode(Text(c), "X509Certificate");
+    StatusOr<std::string> der = DecodeBase64Of(Content(c), "X509Certificate");
     if (!der.ok()) {
       return der.status();
     }
@@ -764,7 +605,7 @@ StatusOr<SignatureParts> CheckSignatureShape(xmlNode* signature, const Envelope&
   return p;
 }
 
-// Trusted certificates for xmlsec's own X509 check (ours runs as well, see VerifyChainAt).
+// Trusted certificates for xmlsec's own X509 check (ours runs as well: VerifyCertificateChain).
 StatusOr<XmlSecKeysMngrPtr> MakeKeysManager(X509_STORE* trust) {
   XmlSecKeysMngrPtr mngr(xmlSecKeysMngrCreate());
   if (mngr == nullptr || xmlSecOpenSSLAppDefaultKeysMngrInit(mngr.get()) < 0) {
@@ -806,13 +647,13 @@ StatusOr<VerifiedSignature> VerifyParsed(xmlDoc* doc, const Envelope& e, X509_ST
     return Status::FailedPrecondition("no trust store to verify the Xades signature against");
   }
   const system_clock::time_point now = clock.Now();
-  if (e.xades == nullptr || Trim(Text(e.xades)).empty()) {
+  if (e.xades == nullptr || TrimmedContent(e.xades).empty()) {
     return Status::Invalid("the request carries no Xades signature");
   }
   if (CountElements(e.root, kDsNs, "Signature") != 0) {
     return Status::Invalid("the envelope holds a ds:Signature outside Xades");
   }
-  StatusOr<std::string> sig_bytes = Base64Decode(Text(e.xades), "Xades");
+  StatusOr<std::string> sig_bytes = DecodeBase64Of(Content(e.xades), "Xades");
   if (!sig_bytes.ok()) {
     return sig_bytes.status();
   }
@@ -821,7 +662,7 @@ StatusOr<VerifiedSignature> VerifyParsed(xmlDoc* doc, const Envelope& e, X509_ST
     return sig_doc.status();
   }
   xmlNode* sig_root = xmlDocGetRootElement(sig_doc->get());
-  if (!Is(sig_root, kDsNs, "Signature")) {
+  if (!IsElement(sig_root, kDsNs, "Signature")) {
     return Status::Invalid("the decoded Xades is not a ds:Signature");
   }
   if (CountElements(sig_root, kDsNs, "Signature") != 1) {
@@ -854,7 +695,11 @@ StatusOr<VerifiedSignature> VerifyParsed(xmlDoc* doc, const Envelope& e, X509_ST
     X509_up_ref(parts->certificates[i].get());
     chain.emplace_back(parts->certificates[i].get());
   }
-  PSL_RETURN_IF_ERROR(VerifyChainAt(trust, leaf, chain, now));
+  if (Status chain_status = VerifyCertificateChain(trust, leaf, chain, now); !chain_status.ok()) {
+    return chain_status.code() == StatusCode::kInvalid
+               ? Status::Invalid("signing " + chain_status.message())
+               : chain_status;
+  }
 
   StatusOr<XmlSecKeysMngrPtr> mngr = MakeKeysManager(trust);
   if (!mngr.ok()) {
@@ -993,7 +838,7 @@ xmlNode* AddQualifyingProperties(xmlNode* object, xmlNs* ds, const std::string& 
   xmlNode* cd = AddChild(c, xades, "CertDigest", nullptr);
   xmlNode* dm = AddChild(cd, ds, "DigestMethod", nullptr);
   xmlNewProp(dm, X("Algorithm"), X(kSha256));
-  const std::string digest = Base64Encode(Sha256(Der(cert)));
+  const std::string digest = EncodeBase64(Sha256(Der(cert)));
   AddChild(cd, ds, "DigestValue", &digest);
   xmlNode* is = AddChild(c, xades, "IssuerSerial", nullptr);
   const std::string issuer = NameRfc2253(X509_get_issuer_name(cert));
@@ -1087,7 +932,7 @@ StatusOr<std::string> ComputeSignature(xmlDoc* doc, const Envelope& e, const Sig
     certs.push_back(c.get());
   }
   for (X509* c : certs) {
-    const std::string b64 = Base64Encode(Der(c));
+    const std::string b64 = EncodeBase64(Der(c));
     xmlNewTextChild(x509_data, ds, X("X509Certificate"), X(b64.c_str()));
   }
 
@@ -1112,7 +957,7 @@ StatusOr<std::string> SignBlobRequest(std::string_view envelope_xml, const Signi
   if (!e.ok()) {
     return e.status();
   }
-  if (e->xades != nullptr && !Trim(Text(e->xades)).empty()) {
+  if (e->xades != nullptr && !TrimmedContent(e->xades).empty()) {
     StatusOr<VerifiedSignature> verified = VerifyParsed(doc->get(), *e, trust, clock);
     if (!verified.ok()) {
       if (verified.status().code() != StatusCode::kInvalid) {
@@ -1141,7 +986,7 @@ StatusOr<std::string> SignBlobRequest(std::string_view envelope_xml, const Signi
   if (!signature.ok()) {
     return signature.status();
   }
-  const std::string b64 = Base64Encode(*signature);
+  const std::string b64 = EncodeBase64(*signature);
   if (e->xades != nullptr) {
     xmlNodeSetContent(e->xades, X(b64.c_str()));  // base64 needs no escaping
   } else {

@@ -6,7 +6,8 @@
 // prefix. Xades holds base64 of a standalone ds:Signature document:
 //   ds:Signature Id="xmldsig-<uuid>"
 //     SignedInfo: exc-c14n, rsa-sha256;
-//       Reference URI="#<Detail/@Id>": base64 → optional-deflate (ContentEncoding "deflate")
+//       Reference URI="#<Detail/@Id>": base64 → optional-deflate (ContentEncoding "deflate", also
+//         the schema default when the attribute is absent)
 //         → exc-c14n (ContentType "text/xml"), sha256
 //       Reference URI="#xmldsig-<uuid>-xades-signedprops" Type=".../01903#SignedProperties":
 //         exc-c14n, sha256

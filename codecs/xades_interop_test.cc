@@ -100,7 +100,7 @@ TEST_F(XadesInteropTest, XmlSec1RejectsAChangedDetail) {
   std::size_t begin = 0, end = 0;
   std::string blob = xades_test::Unbase64(ElementText(envelope, "Detail", &begin, &end));
   ReplaceOnce(blob, "Maison medicale", "Maison medicalf");
-  envelope.replace(begin, end - begin, xades_test::Base64(blob));
+  envelope.replace(begin, end - begin, EncodeBase64(blob));
   std::string output;
   EXPECT_NE(RunXmlSec1(Embedded(envelope, DecodedSignature(signed_envelope_)), &output), 0)
       << output;
@@ -115,7 +115,7 @@ TEST_F(XadesInteropTest, XmlSec1RejectsASwappedCertificate) {
   OPENSSL_free(der);
   std::size_t begin = 0, end = 0;
   ElementText(signature, "X509Certificate", &begin, &end);
-  signature.replace(begin, end - begin, xades_test::Base64(other));
+  signature.replace(begin, end - begin, EncodeBase64(other));
   std::string output;
   EXPECT_NE(RunXmlSec1(Embedded(signed_envelope_, signature), &output), 0) << output;
   EXPECT_NE(output.find("signature verification failed"), std::string::npos) << output;
@@ -130,7 +130,7 @@ TEST_F(XadesInteropTest, XmlSec1RejectsAWrappedDetail) {
   std::string forged = signed_detail;
   std::size_t content = 0, content_end = 0;
   ElementText(forged, "Detail", &content, &content_end);
-  forged.replace(content, content_end - content, xades_test::Base64("<other>forged</other>"));
+  forged.replace(content, content_end - content, EncodeBase64("<other>forged</other>"));
   envelope.replace(begin, end - begin, forged + "<mcp:Wrapper>" + signed_detail + "</mcp:Wrapper>");
   std::string output;
   EXPECT_NE(RunXmlSec1(Embedded(envelope, DecodedSignature(signed_envelope_)), &output), 0)

@@ -1,7 +1,6 @@
 #include "codecs/xades.h"
 
 #include <gtest/gtest.h>
-#include <zlib.h>
 
 #include <chrono>
 #include <string>
@@ -9,6 +8,7 @@
 #include <libxml/c14n.h>
 
 #include "base/testing/fake_clock.h"
+#include "codecs/deflate.h"
 #include "codecs/testing/xades_test_support.h"
 
 namespace psl::codecs {
@@ -73,28 +73,14 @@ std::string Sha256Base64(const std::string& bytes) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   EVP_Digest(bytes.data(), bytes.size(), md, &len, EVP_sha256(), nullptr);
-  return xades_test::Base64(std::string(reinterpret_cast<char*>(md), len));
-}
-
-std::string RawDeflate(const std::string& in) {
-  z_stream zs{};
-  deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -MAX_WBITS, 8, Z_DEFAULT_STRATEGY);
-  std::string out(deflateBound(&zs, in.size()), '\0');
-  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
-  zs.avail_in = static_cast<uInt>(in.size());
-  zs.next_out = reinterpret_cast<Bytef*>(out.data());
-  zs.avail_out = static_cast<uInt>(out.size());
-  deflate(&zs, Z_FINISH);
-  out.resize(zs.total_out);
-  deflateEnd(&zs);
-  return out;
+  return EncodeBase64(std::string(reinterpret_cast<char*>(md), len));
 }
 
 // The sample with its Detail blob replaced by `blob` (already encoded as the attributes say).
 std::string WithDetailBlob(std::string envelope, const std::string& encoded_blob) {
   std::size_t begin = 0, end = 0;
   ElementText(envelope, "Detail", &begin, &end);
-  envelope.replace(begin, end - begin, xades_test::Base64(encoded_blob));
+  envelope.replace(begin, end - begin, EncodeBase64(encoded_blob));
   return envelope;
 }
 
@@ -231,7 +217,7 @@ TEST_F(XadesTest, RejectsAnotherValidCertificateSwappedIntoKeyInfo) {
       '\0');
   unsigned char* p = reinterpret_cast<unsigned char*>(other_der.data());
   i2d_X509(material_.other_practice.certificate.get(), &p);
-  const std::string other = xades_test::Base64(other_der);
+  const std::string other = EncodeBase64(other_der);
   StatusOr<VerifiedSignature> v = Verify(WithEditedSignature([&](std::string& sig) {
     std::size_t begin = 0, end = 0;
     ElementText(sig, "X509Certificate", &begin, &end);
@@ -289,8 +275,7 @@ TEST_F(XadesTest, RejectsTheSignedDetailMovedIntoAWrapperBehindAnotherDetail) {
   std::string forged_detail = signed_detail;
   std::size_t content = 0, content_end = 0;
   ElementText(forged_detail, "Detail", &content, &content_end);
-  forged_detail.replace(content, content_end - content,
-                        xades_test::Base64("<other>forged</other>"));
+  forged_detail.replace(content, content_end - content, EncodeBase64("<other>forged</other>"));
 
   // Same Id on the forged root child: duplicate Id.
   std::string same_id = signed_envelope;
@@ -385,24 +370,29 @@ TEST_F(XadesTest, RefusesToSignOverAnInvalidExistingXades) {
       << s.status().message();
 }
 
-TEST_F(XadesTest, SignsAndVerifiesADeflatedDetail) {
+TEST_F(XadesTest, SignsAndVerifiesADeflatedDetailWhetherContentEncodingIsGivenOrDefaulted) {
   const std::string blob = xades_test::Unbase64(ElementText(envelope_, "Detail"));
-  std::string deflated = WithDetailBlob(envelope_, RawDeflate(blob));
-  ReplaceOnce(deflated, "ContentEncoding=\"none\"", "ContentEncoding=\"deflate\"");
-  const std::string signed_envelope = Sign(deflated, material_.practice);
-  EXPECT_NE(DecodedSignature(signed_envelope)
-                .find("Algorithm=\"urn:nippin:xml:sig:transform:optional-deflate\""),
-            std::string::npos);
-  StatusOr<VerifiedSignature> v = Verify(signed_envelope);
-  EXPECT_TRUE(v.ok()) << v.status().ToString();
+  // An absent ContentEncoding is the schema default (BlobType): deflate.
+  for (const char* encoding : {"ContentEncoding=\"deflate\" ", ""}) {
+    SCOPED_TRACE(encoding);
+    std::string deflated = WithDetailBlob(envelope_, DeflateRaw(blob).value());
+    ReplaceOnce(deflated, "ContentEncoding=\"none\" ", encoding);
+    const std::string signed_envelope = Sign(deflated, material_.practice);
+    EXPECT_NE(DecodedSignature(signed_envelope)
+                  .find("Algorithm=\"urn:nippin:xml:sig:transform:optional-deflate\""),
+              std::string::npos);
+    StatusOr<VerifiedSignature> v = Verify(signed_envelope);
+    EXPECT_TRUE(v.ok()) << v.status().ToString();
 
-  // Same canonical content, so the same Detail digest as the uncompressed form.
-  EXPECT_EQ(ElementText(DecodedSignature(signed_envelope), "DigestValue"),
-            ElementText(DecodedSignature(SignSample()), "DigestValue"));
+    // Same canonical content, so the same Detail digest as the uncompressed form.
+    EXPECT_EQ(ElementText(DecodedSignature(signed_envelope), "DigestValue"),
+              ElementText(DecodedSignature(SignSample()), "DigestValue"));
 
-  std::string altered_blob = blob;
-  ReplaceOnce(altered_blob, "Maison medicale", "Maison medicalf");
-  ExpectRejected(WithDetailBlob(signed_envelope, RawDeflate(altered_blob)), "Detail was altered");
+    std::string altered_blob = blob;
+    ReplaceOnce(altered_blob, "Maison medicale", "Maison medicalf");
+    ExpectRejected(WithDetailBlob(signed_envelope, DeflateRaw(altered_blob).value()),
+                   "Detail was altered");
+  }
 }
 
 TEST_F(XadesTest, RefusesToSignADetailBlobWithADoctype) {
@@ -423,7 +413,8 @@ TEST_F(XadesTest, FillsAnEmptyXadesElement) {
 }
 
 TEST_F(XadesTest, RefusesADeflateBombInTheDetail) {
-  std::string bomb = WithDetailBlob(envelope_, RawDeflate(std::string(kMaxInflatedBytes + 1, ' ')));
+  std::string bomb =
+      WithDetailBlob(envelope_, DeflateRaw(std::string(kMaxInflatedBytes + 1, ' ')).value());
   ReplaceOnce(bomb, "ContentEncoding=\"none\"", "ContentEncoding=\"deflate\"");
   StatusOr<std::string> s = SignBlobRequest(bomb, material_.practice, nullptr, clock_);
   ASSERT_FALSE(s.ok());

@@ -475,6 +475,14 @@ void OnStructuredError(void* ctx, xmlErrorPtr error) {
   text = text.substr(0, text.find('\n'));
   if (text.size() > 200) {
     text.resize(200);
+    // Never end inside a UTF-8 sequence (names in the message may be non-ASCII): the text goes
+    // into JSON, which must be valid UTF-8. Dropping a whole last character is fine here.
+    while (!text.empty() && (static_cast<unsigned char>(text.back()) & 0xC0) == 0x80) {
+      text.pop_back();
+    }
+    if (!text.empty() && static_cast<unsigned char>(text.back()) >= 0xC0) {
+      text.pop_back();
+    }
   }
   while (!text.empty() && IsXmlSpace(text.back())) {
     text.pop_back();

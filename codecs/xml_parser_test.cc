@@ -122,7 +122,7 @@ std::string ElementText(const xmlNode* node) {
   return content == nullptr ? "" : reinterpret_cast<const char*>(content.get());
 }
 
-// ---- DOCTYPE and entities ------------------------------------------------------------------
+// DOCTYPE and entities
 
 TEST_F(XmlParserTest, RefusesAnExternalGeneralEntityWithoutReadingTheFile) {
   const std::string doc = "<?xml version=\"1.0\"?>\n<!DOCTYPE r [\n<!ENTITY x SYSTEM \"file://" +
@@ -186,7 +186,7 @@ TEST_F(XmlParserTest, ExpandsOnlyThePredefinedAndCharacterEntities) {
   EXPECT_EQ(ElementText(xmlDocGetRootElement(o.doc.get())), "<&AB");
 }
 
-// ---- XInclude and schema locations ---------------------------------------------------------
+// XInclude and schema locations
 
 TEST_F(XmlParserTest, RefusesAnXInclude2001ElementWithoutReadingTheFile) {
   const std::string doc =
@@ -211,7 +211,7 @@ TEST_F(XmlParserTest, IgnoresRemoteSchemaLocationsWithoutLoadingThem) {
   ASSERT_NE(o.doc, nullptr);
 }
 
-// ---- Structural limits -------------------------------------------------------------------
+// Structural limits
 
 TEST_F(XmlParserTest, RefusesNestingDeeperThanMaxDepthAtTheOffendingLine) {
   const std::string doc = Repeat("<a>\n", 65) + Repeat("</a>", 65);
@@ -327,7 +327,7 @@ TEST_F(XmlParserTest, RefusesADocumentOverMaxBytesBeforeParsing) {
   EXPECT_NE(problem.message.find("max_bytes"), std::string::npos);
 }
 
-// ---- Encodings, BOM, emptiness, syntax -------------------------------------------------------
+// Encodings, BOM, emptiness, syntax
 
 TEST_F(XmlParserTest, AcceptsAUtf8ByteOrderMark) {
   const Outcome o = Parse("\xEF\xBB\xBF<?xml version=\"1.0\" encoding=\"utf-8\"?><r>\xC3\xA9</r>");
@@ -389,6 +389,28 @@ TEST_F(XmlParserTest, NeverEchoesTheDocumentsValuesInASyntaxError) {
   EXPECT_EQ(o.status.message().find("90010100123"), std::string::npos);
 }
 
+TEST_F(XmlParserTest, KeepsATruncatedSyntaxErrorMessageValidUtf8) {
+  // libxml2 names the element in "Opening and ending tag mismatch: <name> ..."; the message is
+  // cut at 200 bytes, which must not split a two-byte character of the name.
+  std::string name;
+  for (int i = 0; i < 100; ++i) {
+    name += "\xC3\xA9";  // é
+  }
+  const Outcome o = ExpectRefused("<" + name + ">x</b>", "PSL-XML-SYNTAX", 1);
+  ASSERT_FALSE(o.problem.message.empty());
+  std::size_t i = 0;
+  const std::string& m = o.problem.message;
+  while (i < m.size()) {
+    const auto lead = static_cast<unsigned char>(m[i]);
+    const std::size_t length = lead < 0x80 ? 1 : lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
+    ASSERT_LE(i + length, m.size()) << "message ends inside a UTF-8 sequence";
+    for (std::size_t k = 1; k < length; ++k) {
+      ASSERT_EQ(static_cast<unsigned char>(m[i + k]) & 0xC0, 0x80) << "at byte " << i + k;
+    }
+    i += length;
+  }
+}
+
 TEST_F(XmlParserTest, RefusesAnUndeclaredNamespacePrefix) {
   ExpectRefused("<r>\n<p:a/></r>", "PSL-XML-SYNTAX", 2);
 }
@@ -406,7 +428,7 @@ TEST_F(XmlParserTest, TurnsCdataIntoText) {
   EXPECT_EQ(ElementText(root), "<x>&");
 }
 
-// ---- A normal document and NodePath ---------------------------------------------------------
+// A normal document and NodePath
 
 TEST_F(XmlParserTest, ParsesTheMhmSampleAndNodePathNamesItsElements) {
   const std::string bytes = ReadFile(SamplePath());
@@ -449,7 +471,7 @@ TEST_F(XmlParserTest, LeavesAnAbsentProblemAlone) {
   EXPECT_EQ(result.status().code(), StatusCode::kMalformed);
 }
 
-// ---- The process-wide loader ------------------------------------------------------------------
+// The process-wide loader
 
 TEST_F(XmlParserTest, TheLibraryLoaderRefusesAndCountsEveryLoadOutsideAScope) {
   XmlLibrary again;  // idempotent

@@ -15,7 +15,7 @@
 namespace psl::codecs {
 namespace {
 
-// ---- The optional-deflate transform: a binary transform that raw-inflates its input. ----
+// The optional-deflate transform: a binary transform that raw-inflates its input.
 
 struct InflateState {
   z_stream stream{};
@@ -157,7 +157,7 @@ const xmlSecTransformKlass kInflateKlass = {
     nullptr,
 };
 
-// ---- Error routing. ----
+// Error routing.
 
 thread_local XmlSecErrorCollector* current_collector = nullptr;
 
@@ -187,7 +187,7 @@ void CollectError(const char* /*file*/, int /*line*/, const char* func, const ch
   current_collector->Append(text);
 }
 
-// ---- Reference-counted initialisation. ----
+// Reference-counted initialisation.
 
 std::mutex init_mutex;  // constexpr-constructed: no dynamic initialisation order issue
 int init_count = 0;

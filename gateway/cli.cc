@@ -1,6 +1,8 @@
 #include "gateway/cli.h"
 
+#include <charconv>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -20,6 +22,9 @@
 #include "codecs/xades.h"
 #include "codecs/xml_parser.h"
 #include "codecs/xmlsec_library.h"
+#include "gateway/config.h"
+#include "store/audit.h"
+#include "store/audit_reader.h"
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -81,6 +86,12 @@ std::optional<std::string> ReadFile(const fs::path& path) {
   return ss.str();
 }
 
+// Never throws: a file name (or any text) that is not UTF-8 is written with U+FFFD instead of
+// making nlohmann::json throw type_error 316 out of the command.
+std::string JsonLine(const Json& j) {
+  return j.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
 Json ProblemJson(const codecs::Problem& p) {
   return Json{{"code", p.code},     {"message", p.message}, {"line", p.line},
               {"column", p.column}, {"path", p.path},       {"document", p.document}};
@@ -122,7 +133,7 @@ int Validate(const std::string& schemas_dir, const Clock& clock,
               {"flow", report.flow}, {"operation", report.operation}, {"errors", errors}};
     if (!warnings.empty())
       line["warnings"] = warnings;
-    out << line.dump() << "\n";
+    out << JsonLine(line) << "\n";
     if (!report.valid() && exit_code == kExitOk)
       exit_code = kExitInvalid;
   }
@@ -227,13 +238,174 @@ int Verify(const std::string& trust_file, const std::string& signed_file, const 
   }
   auto verified = codecs::VerifyBlobRequest(*bytes, store->get(), clock);
   if (!verified.ok()) {
-    out << Json{{"file", signed_file}, {"valid", false}, {"reason", verified.status().message()}}
-               .dump()
+    out << JsonLine(
+               {{"file", signed_file}, {"valid", false}, {"reason", verified.status().message()}})
         << "\n";
     return kExitInvalid;
   }
-  out << Json{{"file", signed_file}, {"valid", true}, {"signer", verified->signer_subject}}.dump()
+  out << JsonLine({{"file", signed_file}, {"valid", true}, {"signer", verified->signer_subject}})
       << "\n";
+  return kExitOk;
+}
+
+// --- audit: the auditors' read-only tools over a store's audit trail --------------------------
+// They open the store as a RocksDB secondary (store/audit_reader.h), so they work on a stopped
+// store and next to a running gateway, and need no payload key.
+
+// --from / --to: epoch milliseconds, YYYY-MM-DDTHH:MM:SSZ, or YYYY-MM-DD (a whole UTC day: its
+// first millisecond for --from, its last for --to).
+std::optional<std::int64_t> ParseAuditTime(const std::string& text, bool end_of_day) {
+  std::int64_t ms = 0;
+  const char* end = text.data() + text.size();
+  if (auto [ptr, ec] = std::from_chars(text.data(), end, ms); ec == std::errc() && ptr == end)
+    return ms;
+  auto instant = ParseInstant(text);
+  if (!instant)
+    return std::nullopt;
+  using std::chrono::duration_cast;
+  using std::chrono::milliseconds;
+  if (text.size() == 10) {  // ParseInstant put the date at 10:00 UTC
+    const std::int64_t day = duration_cast<milliseconds>(
+                                 std::chrono::floor<std::chrono::days>(*instant).time_since_epoch())
+                                 .count();
+    return end_of_day ? day + 86'400'000 - 1 : day;
+  }
+  return duration_cast<milliseconds>(instant->time_since_epoch()).count();
+}
+
+std::unique_ptr<store::AuditStoreReader> OpenAuditReader(const std::string& data,
+                                                         std::ostream& err) {
+  auto reader = store::AuditStoreReader::Open(data);
+  if (!reader.ok()) {
+    err << "passerelle: " << reader.status().message() << "\n";
+    return nullptr;
+  }
+  return std::move(reader).value();
+}
+
+int AuditVerify(const std::string& data, const std::string& trust_file, std::ostream& out,
+                std::ostream& err) {
+  X509StorePtr trust;
+  if (!trust_file.empty()) {
+    auto loaded = certs::LoadTrustStore(trust_file);
+    if (!loaded.ok()) {
+      err << "passerelle: " << loaded.status().message() << "\n";
+      return kExitEnvironment;
+    }
+    trust = std::move(loaded).value();
+  }
+  auto reader = OpenAuditReader(data, err);
+  if (!reader)
+    return kExitEnvironment;
+  auto report = reader->Verify(trust.get());
+  if (!report.ok()) {
+    err << "passerelle: " << report.status().message() << "\n";
+    return kExitEnvironment;
+  }
+  Json line{{"ok", report->ok}, {"events", report->events}, {"checkpoints", report->checkpoints}};
+  if (report->first_bad_sequence)
+    line["first_bad_sequence"] = *report->first_bad_sequence;
+  if (!report->problem.empty())
+    line["problem"] = report->problem;
+  out << JsonLine(line) << "\n";
+  if (!report->ok) {
+    err << "passerelle: the audit trail does not verify: " << report->problem << "\n";
+    return kExitInvalid;
+  }
+  return kExitOk;
+}
+
+struct AuditQueryOptions {
+  std::string data;
+  std::string practice;
+  std::string patient;  // a NISS: only its pseudonym is used, never printed
+  std::string pseudonym_key;
+  std::string kind;
+  std::string from;
+  std::string to;
+};
+
+int AuditQuery(const AuditQueryOptions& o, std::ostream& out, std::ostream& err) {
+  store::AuditQuery query;
+  if (!o.practice.empty())
+    query.practice_nihii = o.practice;
+  if (!o.kind.empty())
+    query.kind = o.kind;
+  if (!o.patient.empty()) {
+    if (o.pseudonym_key.empty()) {
+      err << "passerelle: --patient needs --pseudonym-key (events hold only the pseudonym)\n";
+      return kExitEnvironment;
+    }
+    auto key = store::ReadPseudonymKeyFile(o.pseudonym_key);
+    if (!key.ok()) {
+      err << "passerelle: " << key.status().message() << "\n";
+      return kExitEnvironment;
+    }
+    query.patient_pseudonym = store::PatientPseudonym(*key, o.patient);
+  }
+  if (!o.from.empty())
+    query.from_ms = ParseAuditTime(o.from, /*end_of_day=*/false);
+  if (!o.to.empty())
+    query.to_ms = ParseAuditTime(o.to, /*end_of_day=*/true);
+  if ((!o.from.empty() && !query.from_ms) || (!o.to.empty() && !query.to_ms)) {
+    err << "passerelle: --from and --to want epoch milliseconds, YYYY-MM-DD or "
+           "YYYY-MM-DDTHH:MM:SSZ\n";
+    return kExitEnvironment;
+  }
+  auto reader = OpenAuditReader(o.data, err);
+  if (!reader)
+    return kExitEnvironment;
+  Status status = reader->Query(query, [&](const store::AuditEvent& event) {
+    out << store::EncodeStoredAuditEvent(event) << "\n";
+    return true;
+  });
+  if (!status.ok()) {
+    err << "passerelle: " << status.message() << "\n";
+    return status.code() == StatusCode::kInvalid ? kExitInvalid : kExitEnvironment;
+  }
+  return kExitOk;
+}
+
+// Every stored event as its stored JSON line (hash included), in sequence order; an unreadable
+// one is reported in its place and makes the exit code 1.
+int AuditExport(const std::string& data, std::ostream& out, std::ostream& err) {
+  auto reader = OpenAuditReader(data, err);
+  if (!reader)
+    return kExitEnvironment;
+  int exit_code = kExitOk;
+  Status status = reader->ScanEvents([&](std::uint64_t sequence, std::string_view encoded) {
+    auto event = store::DecodeAuditEvent(encoded);
+    if (event.ok()) {
+      out << encoded << "\n";
+    } else {
+      out << JsonLine({{"sequence", sequence}, {"unreadable", event.status().message()}}) << "\n";
+      exit_code = kExitInvalid;
+    }
+    return true;
+  });
+  if (!status.ok()) {
+    err << "passerelle: " << status.message() << "\n";
+    return kExitEnvironment;
+  }
+  return exit_code;
+}
+
+// Every problem of the configuration file, one per line ("FILE:LINE: key.path: message"); exit 0
+// when the file is usable (warnings alone do not fail it), 1 with problems, 2 when unreadable.
+int CheckConfig(const std::string& file, std::ostream& out, std::ostream& err) {
+  std::vector<ConfigProblem> problems;
+  auto config = LoadConfig(file, &problems);
+  if (!config.ok() && config.status().code() == StatusCode::kFailedPrecondition) {
+    err << "passerelle: " << config.status().message() << "\n";
+    return kExitEnvironment;
+  }
+  for (const auto& problem : problems)
+    out << FormatProblem(file, problem) << "\n";
+  if (!config.ok()) {
+    err << "passerelle: " << file << " is not usable\n";
+    return kExitInvalid;
+  }
+  out << file << ": ok\n";
   return kExitOk;
 }
 
@@ -286,6 +458,39 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   verify->add_option("SIGNED", signed_file, "signed request file")->required();
   add_at(verify);
 
+  CLI::App* audit = app.add_subcommand(
+      "audit", "auditors' tools on the audit trail (read-only; also while the gateway runs)");
+  audit->require_subcommand(1);
+  std::string audit_data;
+  std::string audit_trust;
+  CLI::App* audit_verify = audit->add_subcommand(
+      "verify", "check the hash chain and signed checkpoints; exit 0 intact, 1 tampered");
+  audit_verify->add_option("--data", audit_data, "the store directory")->required();
+  audit_verify->add_option("--key,--trust", audit_trust,
+                           "PEM CA bundle that checkpoint signers must chain to (default: "
+                           "signatures checked against their embedded certificate only)");
+  AuditQueryOptions audit_query;
+  CLI::App* audit_query_cmd =
+      audit->add_subcommand("query", "events matching every criterion given, as JSON lines");
+  audit_query_cmd->add_option("--data", audit_query.data, "the store directory")->required();
+  audit_query_cmd->add_option("--practice", audit_query.practice, "practice NIHII");
+  audit_query_cmd->add_option("--patient", audit_query.patient,
+                              "patient NISS (needs --pseudonym-key)");
+  audit_query_cmd->add_option("--pseudonym-key", audit_query.pseudonym_key,
+                              "the gateway's pseudonym key file");
+  audit_query_cmd->add_option("--kind", audit_query.kind, "event kind, e.g. accepted");
+  audit_query_cmd->add_option("--from", audit_query.from,
+                              "first instant: epoch ms, YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ (UTC)");
+  audit_query_cmd->add_option("--to", audit_query.to, "last instant (inclusive), same forms");
+  CLI::App* audit_export =
+      audit->add_subcommand("export", "every stored event as a JSON line, in sequence order");
+  audit_export->add_option("--data", audit_data, "the store directory")->required();
+
+  std::string config_file;
+  CLI::App* check_config = app.add_subcommand(
+      "check-config", "list every problem of a configuration file; exit 0 usable, 1 problems");
+  check_config->add_option("FILE", config_file, "the TOML configuration file")->required();
+
   std::vector<const char*> argv;
   argv.reserve(args.size());
   for (const auto& a : args)
@@ -322,6 +527,14 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
     return Sign(sign_options, clock, out, err);
   if (verify->parsed())
     return Verify(trust, signed_file, clock, out, err);
+  if (audit_verify->parsed())
+    return AuditVerify(audit_data, audit_trust, out, err);
+  if (audit_query_cmd->parsed())
+    return AuditQuery(audit_query, out, err);
+  if (audit_export->parsed())
+    return AuditExport(audit_data, out, err);
+  if (check_config->parsed())
+    return CheckConfig(config_file, out, err);
   return kExitEnvironment;
 }
 

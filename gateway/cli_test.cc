@@ -2,7 +2,6 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <openssl/evp.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -10,6 +9,13 @@
 #include <sstream>
 #include <string>
 #include <vector>
+
+#include "certs/key_store.h"
+#include "certs/testing/test_pki.h"
+#include "codecs/base64.h"
+#include "store/audit.h"
+#include "store/rocksdb_store.h"
+#include "store/testing/audit_tamper.h"
 
 #include <nlohmann/json.hpp>
 
@@ -31,32 +37,12 @@ std::string ReadAll(const fs::path& p) {
   return ss.str();
 }
 
-std::string Base64(const std::string& in) {
-  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(in.data()),
-                          static_cast<int>(in.size()));
-  out.resize(static_cast<size_t>(n));
-  return out;
-}
-
-std::string Unbase64(const std::string& in) {
-  std::string out(in.size(), '\0');
-  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(in.data()),
-                          static_cast<int>(in.size()));
-  out.resize(static_cast<size_t>(n));
-  while (!in.empty() && in.back() == '=' && !out.empty() && out.back() == '\0')
-    out.pop_back();
-  return out;
-}
-
 // The sample envelope, its placeholder Xades removed, with the Detail payload `detail`.
 std::string EnvelopeWithDetail(const std::string& detail) {
   std::string env = ReadAll(kEnvelopeSample);
   size_t open = env.find('>', env.find("<mcp:Detail")) + 1;
   size_t close = env.find("</mcp:Detail>");
-  env.replace(open, close - open, Base64(detail));
+  env.replace(open, close - open, codecs::EncodeBase64(detail));
   size_t x0 = env.find("<mcp:Xades>");
   size_t x1 = env.find("</mcp:Xades>") + std::string("</mcp:Xades>").size();
   env.erase(x0, x1 - x0);
@@ -68,7 +54,9 @@ std::string SampleDetail() {
   std::string env = ReadAll(kEnvelopeSample);
   size_t open = env.find('>', env.find("<mcp:Detail")) + 1;
   size_t close = env.find("</mcp:Detail>");
-  return Unbase64(env.substr(open, close - open));
+  StatusOr<std::string> detail = codecs::DecodeBase64(env.substr(open, close - open));
+  EXPECT_TRUE(detail.ok()) << detail.status().ToString();
+  return detail.ok() ? std::move(detail).value() : std::string();
 }
 
 int LineOf(const std::string& text, const std::string& needle) {
@@ -143,6 +131,18 @@ class CliTest : public ::testing::Test {
   std::ostringstream out_;
   std::ostringstream err_;
 };
+
+TEST_F(CliTest, AFileNameThatIsNotUtf8IsReportedInsteadOfEndingTheProgram) {
+  fs::path file = Write("request-\xff.xml", ReadAll(kEnvelopeSample));
+  int code = Run({"validate", "--schemas", std::string(PSL_SHARED_DIR) + "/schemas", "--at",
+                  "2025-01-02", file.string()});
+  EXPECT_EQ(code, 0) << out_.str() << err_.str();
+  auto lines = OutputLines();
+  ASSERT_EQ(lines.size(), 1U);
+  EXPECT_TRUE(lines.front()["valid"].get<bool>());
+  EXPECT_NE(lines.front()["file"].get<std::string>().find("request-\xEF\xBF\xBD.xml"),
+            std::string::npos);
+}
 
 TEST_F(CliTest, SharedSamplesValidateOnTheirDate) {
   int code = Run({"validate", "--schemas", std::string(PSL_SHARED_DIR) + "/schemas", "--at",
@@ -236,6 +236,141 @@ TEST_F(CliTest, MissingSchemaFolderIsAnEnvironmentError) {
   EXPECT_EQ(Run({"validate", "--schemas", (dir_ / "nowhere").string(), kEnvelopeSample.string()}),
             2);
   EXPECT_THAT(err_.str(), ::testing::HasSubstr("cannot load schemas"));
+}
+
+// --- passerelle audit ------------------------------------------------------------------------
+
+class CliAuditTest : public CliTest {
+ protected:
+  static constexpr const char* kNiss = "85073003328";
+
+  // A store at dir_/data holding `count` audit events (closed on return); with `identity`, a
+  // signed checkpoint every 4 events.
+  void MakeStore(int count, const SigningIdentity* identity = nullptr) {
+    pseudonym_key_ = Write("pseudonym.key", std::string(32, 'q'));
+    store::RocksDbStoreOptions options;
+    options.path = dir_ / "data";
+    options.payload_key = std::string(32, 'p');
+    options.free_space_probe = [](const fs::path&) -> StatusOr<std::uint64_t> {
+      return std::uint64_t{1} << 40;
+    };
+    options.checkpoint_identity = identity;
+    options.checkpoint_every_events = 4;
+    auto opened = store::RocksDbStore::Open(std::move(options));
+    ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+    for (int i = 0; i < count; ++i) {
+      store::AuditEvent event;
+      event.kind = i % 2 == 0 ? "accepted" : "answered";
+      event.practice_nihii = i % 3 == 0 ? "81234530000" : "85432155100";
+      event.patient_pseudonym =
+          i == 2 ? store::PatientPseudonym(std::string(32, 'q'), kNiss) : std::string();
+      event.actor = "gateway";
+      event.time_ms = 1735689600000 + i * 3'600'000;  // 2025-01-01T00:00Z + i hours
+      ASSERT_TRUE((*opened)->Append(event).ok());
+    }
+  }
+
+  std::string Data() const { return (dir_ / "data").string(); }
+
+  std::vector<std::uint64_t> Sequences() const {
+    std::vector<std::uint64_t> sequences;
+    for (const Json& line : OutputLines())
+      sequences.push_back(line["sequence"].get<std::uint64_t>());
+    return sequences;
+  }
+
+  fs::path pseudonym_key_;
+};
+
+TEST_F(CliAuditTest, VerifyPassesOnAnIntactStore) {
+  MakeStore(10);
+  EXPECT_EQ(Run({"audit", "verify", "--data", Data()}), 0) << err_.str();
+  auto lines = OutputLines();
+  ASSERT_EQ(lines.size(), 1U);
+  EXPECT_EQ(lines[0]["ok"], true);
+  EXPECT_EQ(lines[0]["events"], 10);
+}
+
+TEST_F(CliAuditTest, VerifyNamesTheFirstBadEventOfATamperedStore) {
+  MakeStore(10);
+  ASSERT_TRUE(store::testing::AlterAuditEvent(dir_ / "data", 7));
+  EXPECT_EQ(Run({"audit", "verify", "--data", Data()}), 1);
+  auto lines = OutputLines();
+  ASSERT_EQ(lines.size(), 1U);
+  EXPECT_EQ(lines[0]["ok"], false);
+  EXPECT_EQ(lines[0]["first_bad_sequence"], 7);
+  EXPECT_THAT(lines[0]["problem"].get<std::string>(), ::testing::HasSubstr("event 7 was altered"));
+  EXPECT_THAT(err_.str(), ::testing::HasSubstr("event 7 was altered"));
+
+  ASSERT_TRUE(store::testing::RemoveAuditEvent(dir_ / "data", 3));
+  EXPECT_EQ(Run({"audit", "verify", "--data", Data()}), 1);
+  EXPECT_THAT(out_.str(), ::testing::HasSubstr("event 3 was removed"));
+}
+
+TEST_F(CliAuditTest, VerifyChecksCheckpointSignersAgainstTheGivenCa) {
+  const auto& pki = certs::testing::SharedTestPki();
+  ASSERT_TRUE(pki.ok());
+  const fs::path chain = pki / "gateway-chain.pem";
+  auto identity = certs::LoadPemIdentity(pki / "gateway.key", pki / "gateway.pem", &chain, nullptr);
+  ASSERT_TRUE(identity.ok()) << identity.status().ToString();
+  MakeStore(9, &*identity);
+
+  EXPECT_EQ(Run({"audit", "verify", "--data", Data(), "--key", (pki / "ca.pem").string()}), 0)
+      << out_.str() << err_.str();
+  EXPECT_EQ(OutputLines().at(0)["checkpoints"], 2);
+  EXPECT_EQ(
+      Run({"audit", "verify", "--data", Data(), "--key", (pki / "untrusted-root-ca.pem").string()}),
+      1);
+  EXPECT_THAT(out_.str(), ::testing::HasSubstr("is forged: checkpoint signer is not trusted"));
+}
+
+TEST_F(CliAuditTest, QueryFiltersByPracticeKindPatientAndTime) {
+  MakeStore(10);
+  EXPECT_EQ(Run({"audit", "query", "--data", Data(), "--practice", "81234530000"}), 0)
+      << err_.str();
+  EXPECT_EQ(Sequences(), (std::vector<std::uint64_t>{1, 4, 7, 10}));
+
+  EXPECT_EQ(
+      Run({"audit", "query", "--data", Data(), "--practice", "81234530000", "--kind", "accepted"}),
+      0);
+  EXPECT_EQ(Sequences(), (std::vector<std::uint64_t>{1, 7}));
+
+  EXPECT_EQ(Run({"audit", "query", "--data", Data(), "--patient", "85.07.30-033.28",
+                 "--pseudonym-key", pseudonym_key_.string()}),
+            0)
+      << err_.str();
+  EXPECT_EQ(Sequences(), (std::vector<std::uint64_t>{3}));
+  EXPECT_EQ(out_.str().find(kNiss), std::string::npos);
+
+  EXPECT_EQ(Run({"audit", "query", "--data", Data(), "--from", "2025-01-01T02:00:00Z", "--to",
+                 "1735696800000"}),
+            0);
+  EXPECT_EQ(Sequences(), (std::vector<std::uint64_t>{3}));  // 02:00 .. 02:00 inclusive
+  EXPECT_EQ(Run({"audit", "query", "--data", Data(), "--from", "2025-01-01", "--to", "2025-01-01"}),
+            0);
+  EXPECT_EQ(Sequences().size(), 10U);
+}
+
+TEST_F(CliAuditTest, QueryRefusesAPatientWithoutThePseudonymKeyOrABadTime) {
+  MakeStore(2);
+  EXPECT_EQ(Run({"audit", "query", "--data", Data(), "--patient", kNiss}), 2);
+  EXPECT_EQ(err_.str().find(kNiss), std::string::npos);
+  EXPECT_EQ(Run({"audit", "query", "--data", Data(), "--from", "last week"}), 2);
+}
+
+TEST_F(CliAuditTest, ExportWritesEveryStoredEventInSequenceOrder) {
+  MakeStore(5);
+  EXPECT_EQ(Run({"audit", "export", "--data", Data()}), 0) << err_.str();
+  EXPECT_EQ(Sequences(), (std::vector<std::uint64_t>{1, 2, 3, 4, 5}));
+  for (const Json& line : OutputLines())
+    EXPECT_EQ(line["hash"].get<std::string>().size(), 64U);
+}
+
+TEST_F(CliAuditTest, AuditCommandsOnAMissingStoreExitTwo) {
+  EXPECT_EQ(Run({"audit", "verify", "--data", (dir_ / "absent").string()}), 2);
+  EXPECT_EQ(Run({"audit", "export", "--data", (dir_ / "absent").string()}), 2);
+  EXPECT_EQ(Run({"audit", "query", "--data", (dir_ / "absent").string()}), 2);
+  EXPECT_EQ(Run({"audit"}), 2);
 }
 
 }  // namespace

@@ -11,8 +11,8 @@ packages=(
   libxml2-dev libxmlsec1-dev libxmlsec1-openssl libssl-dev openssl zlib1g-dev
   # the durable store (synced write batches, column families, fault-injection file system)
   librocksdb-dev
-  # command line and JSON output
-  libcli11-dev nlohmann-json3-dev
+  # command line, JSON output and the TOML configuration (toml++, used header-only)
+  libcli11-dev nlohmann-json3-dev libtomlplusplus-dev
   # tests: GoogleTest, the independent XML-DSig verifier, the format check
   libgtest-dev libgmock-dev libbenchmark-dev xmlsec1 clang-format
   # make fuzz and make sanitize: clang with its sanitizer and libFuzzer runtimes

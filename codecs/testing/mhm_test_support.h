@@ -4,18 +4,18 @@
 #define PSL_CODECS_TESTING_MHM_TEST_SUPPORT_H_
 
 #include <gtest/gtest.h>
-#include <openssl/evp.h>
-#include <zlib.h>
 
 #include <cstdlib>
-#include <cstring>
 #include <fstream>
 #include <memory>
 #include <sstream>
 #include <string>
 #include <string_view>
 
+#include "codecs/base64.h"
+#include "codecs/deflate.h"
 #include "codecs/schema_registry.h"
+#include "codecs/validator.h"
 #include "codecs/xml_parser.h"
 
 namespace psl::codecs::mhm_test {
@@ -47,53 +47,14 @@ inline std::string SampleEnvelope() {
   return ReadShared("samples/mhm-SendSubscriptionRequest.SYNTHETIC.xml");
 }
 
-inline std::string Base64(std::string_view bytes) {
-  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(bytes.data()),
-                                static_cast<int>(bytes.size()));
-  out.resize(static_cast<std::size_t>(n));
-  return out;
-}
-
-inline std::string RawDeflate(std::string_view bytes) {
-  z_stream zs;
-  std::memset(&zs, 0, sizeof(zs));
-  deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY);
-  std::string out(deflateBound(&zs, static_cast<uLong>(bytes.size())), '\0');
-  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(bytes.data()));
-  zs.avail_in = static_cast<uInt>(bytes.size());
-  zs.next_out = reinterpret_cast<Bytef*>(out.data());
-  zs.avail_out = static_cast<uInt>(out.size());
-  deflate(&zs, Z_FINISH);
-  out.resize(zs.total_out);
-  deflateEnd(&zs);
-  return out;
-}
-
-inline std::string DecodeBase64ForTest(std::string_view b64) {
-  std::string out(b64.size(), '\0');
-  const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(b64.data()),
-                                static_cast<int>(b64.size()));
-  std::size_t size = static_cast<std::size_t>(n);
-  if (!b64.empty() && b64.back() == '=') {
-    --size;
-  }
-  if (b64.size() >= 2 && b64[b64.size() - 2] == '=') {
-    --size;
-  }
-  out.resize(size);
-  return out;
-}
-
 // The decoded kmehr payload of the sample envelope.
 inline std::string SampleDetail() {
   const std::string env = SampleEnvelope();
   const std::size_t open = env.find('>', env.find("<mcp:Detail")) + 1;
   const std::size_t close = env.find("</mcp:Detail>");
-  const std::string_view view = env;
-  return DecodeBase64ForTest(view.substr(open, close - open));
+  StatusOr<std::string> detail = DecodeBase64(std::string_view(env).substr(open, close - open));
+  EXPECT_TRUE(detail.ok()) << detail.status().ToString();
+  return detail.ok() ? std::move(detail).value() : std::string();
 }
 
 // Replaces the Detail element of `envelope` (kept on one line) with one carrying `content`
@@ -114,7 +75,8 @@ inline constexpr std::string_view kDetailId = R"(Id="_0d5e6f70-0000-4000-8000-00
 // The envelope with `detail` encoded as `encoding` ("none" or "deflate").
 inline std::string WithDetail(std::string envelope, std::string_view detail,
                               std::string_view encoding = "none") {
-  const std::string content = encoding == "deflate" ? Base64(RawDeflate(detail)) : Base64(detail);
+  const std::string content =
+      encoding == "deflate" ? EncodeBase64(DeflateRaw(detail).value()) : EncodeBase64(detail);
   return WithDetailElement(std::move(envelope),
                            "ContentEncoding=\"" + std::string(encoding) +
                                "\" ContentType=\"text/xml\" " + std::string(kDetailId),
@@ -137,6 +99,16 @@ inline std::string ReplaceAll(std::string s, std::string_view from, std::string_
   while ((at = s.find(from, at)) != std::string::npos) {
     s.replace(at, from.size(), to);
     at += to.size();
+  }
+  return s;
+}
+
+// Every problem of `report`, one per line, for failure messages.
+inline std::string Dump(const ValidationReport& report) {
+  std::string s;
+  for (const Problem& p : report.problems) {
+    s += p.code + " " + p.document + ":" + std::to_string(p.line) + " " + p.path + " — " +
+         p.message + "\n";
   }
   return s;
 }

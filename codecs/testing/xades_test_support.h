@@ -4,7 +4,6 @@
 #define PSL_CODECS_TESTING_XADES_TEST_SUPPORT_H_
 
 #include <gtest/gtest.h>
-#include <openssl/evp.h>
 
 #include <fstream>
 #include <sstream>
@@ -15,6 +14,7 @@
 #include "certs/key_store.h"
 #include "certs/testing/test_pki.h"
 #include "certs/trust_store.h"
+#include "codecs/base64.h"
 #include "codecs/xades.h"
 #include "codecs/xml_parser.h"
 #include "codecs/xmlsec_library.h"
@@ -60,38 +60,11 @@ inline std::string SampleEnvelope() {
   return s;
 }
 
-inline std::string Base64(std::string_view bytes) {
-  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(bytes.data()),
-                                static_cast<int>(bytes.size()));
-  out.resize(static_cast<std::size_t>(n));
-  return out;
-}
-
+// The bytes `text` encodes; fails the test (and returns "") when it is not base64.
 inline std::string Unbase64(std::string_view text) {
-  std::string clean;
-  for (char c : text) {
-    if (c != '\n' && c != '\r' && c != ' ' && c != '\t') {
-      clean.push_back(c);
-    }
-  }
-  std::string out(clean.size() * 3 / 4 + 3, '\0');
-  const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(clean.data()),
-                                static_cast<int>(clean.size()));
-  if (n < 0) {
-    return "";
-  }
-  std::size_t size = static_cast<std::size_t>(n);
-  if (clean.size() >= 1 && clean[clean.size() - 1] == '=') {
-    --size;
-  }
-  if (clean.size() >= 2 && clean[clean.size() - 2] == '=') {
-    --size;
-  }
-  out.resize(size);
-  return out;
+  StatusOr<std::string> bytes = DecodeBase64(text);
+  EXPECT_TRUE(bytes.ok()) << bytes.status().ToString();
+  return bytes.ok() ? std::move(bytes).value() : std::string();
 }
 
 // The text between <prefix:Local ...> and </prefix:Local> for the first element whose
@@ -132,7 +105,7 @@ inline std::string DecodedSignature(const std::string& envelope) {
 inline std::string WithSignature(std::string envelope, const std::string& signature_xml) {
   std::size_t begin = 0, end = 0;
   ElementText(envelope, "Xades", &begin, &end);
-  envelope.replace(begin, end - begin, Base64(signature_xml));
+  envelope.replace(begin, end - begin, EncodeBase64(signature_xml));
   return envelope;
 }
 

@@ -1,0 +1,327 @@
+#include "gateway/config.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "gateway/cli.h"
+
+namespace psl::gateway {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::AllOf;
+using ::testing::Contains;
+using ::testing::ElementsAre;
+using ::testing::Field;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+
+std::string ReadText(const fs::path& path) {
+  std::ifstream in(path);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void WriteText(const fs::path& path, const std::string& text, fs::perms perms = fs::perms(0600)) {
+  fs::create_directories(path.parent_path());
+  std::ofstream(path) << text;
+  fs::permissions(path, perms);
+}
+
+std::string ReplaceAll(std::string text, const std::string& from, const std::string& to) {
+  for (std::size_t at = text.find(from); at != std::string::npos;
+       at = text.find(from, at + to.size()))
+    text.replace(at, from.size(), to);
+  return text;
+}
+
+// A minimal valid configuration whose paths are relative to the file's folder, as the demo writes
+// them. Line numbers below refer to this text.
+constexpr const char* kMinimal = R"([server]
+tls_cert_file = "tls/server.crt"
+tls_key_file = "tls/server.key"
+client_ca_file = "tls/ca.crt"
+
+[store]
+data_dir = "state/store"
+payload_key_file = "keys/payload.key"
+pseudonym_key_file = "keys/pseudonym.key"
+
+[schemas]
+dir = "schemas"
+
+[signing]
+key_file = "signing/gateway.key"
+cert_file = "signing/gateway.crt"
+
+[insurers.100]
+enrolment_url = "https://insurer-100.test/mhm"
+client_key_file = "insurers/client.key"
+client_cert_file = "insurers/client.crt"
+ca_file = "insurers/ca.crt"
+)";
+
+class ConfigTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("psl-config-test-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_ / "state");
+    fs::create_directories(dir_ / "schemas");
+    for (const char* file : {"tls/server.crt", "tls/server.key", "tls/ca.crt", "keys/payload.key",
+                             "keys/pseudonym.key", "signing/gateway.key", "signing/gateway.crt",
+                             "insurers/client.key", "insurers/client.crt", "insurers/ca.crt"})
+      WriteText(dir_ / file, "x");
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  // Loads `text` written as dir_/passerelle.toml; problems land in problems_.
+  StatusOr<Config> Load(const std::string& text, LoadOptions options = {}) {
+    WriteText(dir_ / "passerelle.toml", text, fs::perms(0640));
+    problems_.clear();
+    return LoadConfig(dir_ / "passerelle.toml", options, &problems_);
+  }
+
+  fs::path dir_;
+  std::vector<ConfigProblem> problems_;
+};
+
+auto ProblemAt(const std::string& path, int line, const std::string& message_part) {
+  return AllOf(Field(&ConfigProblem::path, path), Field(&ConfigProblem::line, line),
+               Field(&ConfigProblem::message, HasSubstr(message_part)));
+}
+
+TEST_F(ConfigTest, MinimalConfigurationLoadsWithDefaultsAndResolvedPaths) {
+  auto config = Load(kMinimal);
+  ASSERT_TRUE(config.ok()) << config.status().message();
+  EXPECT_THAT(problems_, IsEmpty());
+  EXPECT_EQ(config->server.listen_address, "127.0.0.1");
+  EXPECT_EQ(config->server.port, 8443);
+  EXPECT_TRUE(config->store.sync);
+  EXPECT_EQ(config->store.payload_key_file, dir_ / "keys/payload.key");
+  EXPECT_EQ(config->insurers.at("100").endpoints.at(MessageKind::kEnrolment),
+            "https://insurer-100.test/mhm");
+  EXPECT_EQ(config->insurers.at("100").retry.max_attempts, 20u);
+  EXPECT_TRUE(config->routing.mutuality_to_union);
+}
+
+TEST_F(ConfigTest, TheDeployExampleLoadsWithoutAnyProblem) {
+  std::string text = ReadText(fs::path(PSL_SOURCE_DIR) / "deploy/passerelle.example.toml");
+  ASSERT_FALSE(text.empty());
+  text = ReplaceAll(text, "/etc/passerelle/", dir_.string() + "/etc/");
+  text = ReplaceAll(text, "/var/lib/passerelle/", dir_.string() + "/state/");
+  text = ReplaceAll(text, "/usr/share/passerelle/schemas", (dir_ / "schemas").string());
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) {
+    const auto quote = line.find('"');
+    if (line.find("_file = \"") != std::string::npos && line[0] != '#')
+      WriteText(line.substr(quote + 1, line.rfind('"') - quote - 1), "x");
+  }
+  auto config = Load(text);
+  ASSERT_TRUE(config.ok()) << config.status().message();
+  EXPECT_THAT(problems_, IsEmpty());
+  const PracticeConfig& practice = config->practices.at("81234530");
+  EXPECT_EQ(practice.cert_sha256.at(0),
+            "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789");
+  EXPECT_EQ(config->insurers.at("100").retry.cap, std::chrono::milliseconds(300'000));
+  EXPECT_EQ(config->insurers.size(), 2u);
+}
+
+TEST_F(ConfigTest, UnknownKeyIsReportedWithItsPathAndLine) {
+  auto config = Load(std::string(kMinimal) + "[logging]\nlevel = \"info\"\nfromat = \"json\"\n");
+  EXPECT_EQ(config.status().code(), StatusCode::kInvalid);
+  EXPECT_THAT(problems_, ElementsAre(ProblemAt("logging.fromat", 25, "unknown key \"fromat\"")));
+}
+
+TEST_F(ConfigTest, UnknownTablesAreReportedAtTopLevelAndInsideInsurers) {
+  auto config = Load(std::string(kMinimal) + "[insurers.100.retyr]\nbase_ms = 5\n[metrics]\n");
+  EXPECT_FALSE(config.ok());
+  EXPECT_THAT(problems_, Contains(ProblemAt("insurers.100.retyr", 23, "unknown table")));
+  EXPECT_THAT(problems_, Contains(ProblemAt("metrics", 25, "unknown table [metrics]")));
+}
+
+TEST_F(ConfigTest, WrongTypeIsReportedWithPathAndLine) {
+  auto config = Load(ReplaceAll(kMinimal, "[store]\n", "[store]\nsync = \"yes\"\n"));
+  EXPECT_FALSE(config.ok());
+  EXPECT_THAT(problems_,
+              ElementsAre(ProblemAt("store.sync", 7, "must be a boolean, not a string")));
+}
+
+TEST_F(ConfigTest, MissingRequiredKeyIsReportedAtItsTable) {
+  auto config = Load(ReplaceAll(kMinimal, "dir = \"schemas\"\n", ""));
+  EXPECT_FALSE(config.ok());
+  EXPECT_THAT(problems_,
+              ElementsAre(ProblemAt("schemas.dir", 11, "required key \"dir\" is missing")));
+}
+
+TEST_F(ConfigTest, OutOfRangeValueIsReported) {
+  auto config = Load(ReplaceAll(kMinimal, "[server]\n", "[server]\nport = 70000\n"));
+  EXPECT_FALSE(config.ok());
+  EXPECT_THAT(problems_,
+              ElementsAre(ProblemAt("server.port", 2, "70000 is out of range [1, 65535]")));
+}
+
+TEST_F(ConfigTest, MissingFileIsReported) {
+  fs::remove(dir_ / "tls/ca.crt");
+  auto config = Load(kMinimal);
+  EXPECT_FALSE(config.ok());
+  EXPECT_THAT(problems_, ElementsAre(ProblemAt("server.client_ca_file", 4, "does not exist")));
+}
+
+TEST_F(ConfigTest, InlinePemKeyIsRefused) {
+  auto config = Load(ReplaceAll(kMinimal, "tls_key_file = \"tls/server.key\"",
+                                "tls_key_file = \"\"\"-----BEGIN PRIVATE KEY-----\nMIIE\n"
+                                "-----END PRIVATE KEY-----\"\"\""));
+  EXPECT_FALSE(config.ok());
+  EXPECT_THAT(problems_, ElementsAre(ProblemAt("server.tls_key_file", 3, "never inline")));
+  for (const auto& p : problems_)
+    EXPECT_THAT(p.message, ::testing::Not(HasSubstr("MIIE")));
+}
+
+TEST_F(ConfigTest, InlineTokenInPlaceOfAKeyFileIsRefused) {
+  auto config =
+      Load(ReplaceAll(kMinimal, "\"keys/payload.key\"", "\"q7Zt9vXy2LmN4pQ8rS1uW3aB5cD6eF0g\""));
+  EXPECT_FALSE(config.ok());
+  EXPECT_THAT(problems_, ElementsAre(ProblemAt("store.payload_key_file", 8, "never inline")));
+}
+
+TEST_F(ConfigTest, BearerTokenInsteadOfItsHashIsRefused) {
+  auto config = Load(std::string(kMinimal) + "[auth]\nops_token_sha256 = [\"s3cr3t-token\"]\n");
+  EXPECT_FALSE(config.ok());
+  EXPECT_THAT(problems_, ElementsAre(ProblemAt("auth.ops_token_sha256[0]", 24, "never the token")));
+}
+
+TEST_F(ConfigTest, SecretReadableByOthersIsAWarningOnly) {
+  fs::permissions(dir_ / "keys/pseudonym.key", fs::perms(0644));
+  auto config = Load(kMinimal);
+  ASSERT_TRUE(config.ok()) << config.status().message();
+  ASSERT_EQ(problems_.size(), 1u);
+  EXPECT_TRUE(problems_[0].warning);
+  EXPECT_THAT(problems_[0], ProblemAt("store.pseudonym_key_file", 9, "mode 0644"));
+}
+
+TEST_F(ConfigTest, EveryProblemOfABadFileIsReportedAtOnceInLineOrder) {
+  const std::string bad = R"([server]
+port = "8443"
+tls_cert_file = "tls/missing.crt"
+client_ca_file = "tls/ca.crt"
+colour = "blue"
+
+[store]
+data_dir = "nowhere/at/all"
+payload_key_file = "keys/payload.key"
+pseudonym_key_file = "keys/pseudonym.key"
+sync = false
+
+[schemas]
+dir = "schemas"
+
+[signing]
+key_file = "signing/gateway.key"
+cert_file = "signing/gateway.crt"
+
+[practices.12345678]
+cert_subjects = ["CN=a"]
+
+[insurers.100]
+enrolment_url = "http://insurer-100.test/mhm"
+client_key_file = "insurers/client.key"
+client_cert_file = "insurers/client.crt"
+ca_file = "insurers/ca.crt"
+[insurers.100.retry]
+base_ms = 5000
+cap_ms = 1000
+
+[routing]
+hub = "mycarenet"
+)";
+  auto config = Load(bad);
+  EXPECT_EQ(config.status().code(), StatusCode::kInvalid);
+  EXPECT_THAT(config.status().message(), HasSubstr("has 11 problem(s)"));
+  EXPECT_THAT(problems_,
+              ElementsAre(ProblemAt("server.tls_key_file", 1, "required key"),
+                          ProblemAt("server.port", 2, "must be an integer, not a string"),
+                          ProblemAt("server.tls_cert_file", 3, "does not exist"),
+                          ProblemAt("server.colour", 5, "unknown key"),
+                          ProblemAt("store.data_dir", 8, "neither does its parent"),
+                          ProblemAt("store.sync", 11, "must be true"),
+                          ProblemAt("practices.12345678", 20, "not a valid NIHII"),
+                          ProblemAt("insurers.100", 23, "at least one of enrolment_url"),
+                          ProblemAt("insurers.100.enrolment_url", 24, "https://"),
+                          ProblemAt("insurers.100.retry.cap_ms", 30, "not be below base_ms"),
+                          ProblemAt("routing.hub", 33, "names no [insurers.mycarenet]")));
+}
+
+TEST_F(ConfigTest, UnsyncedStoreIsAcceptedOnlyWhenTheCallerAllowsIt) {
+  const std::string text = ReplaceAll(kMinimal, "[store]\n", "[store]\nsync = false\n");
+  EXPECT_FALSE(Load(text).ok());
+  LoadOptions options;
+  options.allow_unsynced_store = true;
+  auto config = Load(text, options);
+  ASSERT_TRUE(config.ok()) << config.status().message();
+  EXPECT_FALSE(config->store.sync);
+}
+
+TEST_F(ConfigTest, TomlSyntaxErrorIsReportedWithItsLine) {
+  auto config = Load("[server]\nport = 8443\nport = 8444\n");
+  EXPECT_EQ(config.status().code(), StatusCode::kInvalid);
+  ASSERT_EQ(problems_.size(), 1u);
+  EXPECT_EQ(problems_[0].line, 3);
+  EXPECT_THAT(problems_[0].message, HasSubstr("TOML syntax"));
+}
+
+TEST_F(ConfigTest, UnreadableFileIsAFailedPrecondition) {
+  auto config = LoadConfig(dir_ / "absent.toml", &problems_);
+  EXPECT_EQ(config.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_THAT(problems_, IsEmpty());
+}
+
+TEST_F(ConfigTest, ACertificateMappedToTwoPracticesIsRefused) {
+  auto config = Load(std::string(kMinimal) +
+                     "[practices.81234530]\ncert_subjects = [\"CN=shared\"]\n"
+                     "[practices.12345625]\ncert_subjects = [\"CN=shared\"]\n");
+  EXPECT_FALSE(config.ok());
+  EXPECT_THAT(problems_, ElementsAre(ProblemAt("practices.81234530", 23, "also mapped")));
+}
+
+TEST_F(ConfigTest, FormatProblemGivesFileLinePathAndMessage) {
+  EXPECT_EQ(FormatProblem("p.toml", {"server.port", 2, 1, "bad", false}),
+            "p.toml:2: server.port: bad");
+  EXPECT_EQ(FormatProblem("p.toml", {"store.x", 9, 1, "open", true}),
+            "p.toml:9: store.x: warning: open");
+}
+
+TEST_F(ConfigTest, CheckConfigCommandListsEveryProblemAndSetsTheExitCode) {
+  WriteText(dir_ / "good.toml", kMinimal);
+  std::ostringstream out;
+  std::ostringstream err;
+  const std::string good = (dir_ / "good.toml").string();
+  EXPECT_EQ(RunCli({"passerelle", "check-config", good}, out, err), 0) << err.str();
+  EXPECT_EQ(out.str(), good + ": ok\n");
+
+  WriteText(dir_ / "bad.toml",
+            ReplaceAll(kMinimal, "[server]\n", "[server]\nport = 0\nbogus = 1\n"));
+  const std::string bad = (dir_ / "bad.toml").string();
+  out.str("");
+  EXPECT_EQ(RunCli({"passerelle", "check-config", bad}, out, err), 1);
+  EXPECT_EQ(out.str(), bad + ":2: server.port: 0 is out of range [1, 65535]\n" + bad +
+                           ":3: server.bogus: unknown key \"bogus\" in [server]\n");
+
+  out.str("");
+  EXPECT_EQ(RunCli({"passerelle", "check-config", (dir_ / "absent.toml").string()}, out, err), 2);
+  EXPECT_EQ(RunCli({"passerelle", "check-config"}, out, err), 2);
+}
+
+}  // namespace
+}  // namespace psl::gateway

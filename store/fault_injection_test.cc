@@ -1,0 +1,393 @@
+// Power cuts, failed syncs and appends, torn writes (DESIGN.md "Store" I1, I4, I5) through
+// FaultInjectionFileSystem on the real disk of a temp dir. The seed is printed; rerun one with
+// PSL_FAULT_SEED=<seed>.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "store/rocksdb_store.h"
+#include "store/testing/durability_check.h"
+#include "store/testing/fault_injection_fs.h"
+
+namespace psl::store::testing {
+namespace {
+
+const std::string kKey(32, 'K');
+constexpr int kWriterThreads = 4;
+constexpr int kCommitsPerThread = 60;
+// Appends + syncs before the cut. A commit group costs two, an Open (with its recovery flush) a
+// few dozen, so cuts land in recovery as well as under load.
+constexpr std::uint64_t kMaxCutOperations = 100;
+
+std::uint64_t Seed() {
+  const char* env = std::getenv("PSL_FAULT_SEED");
+  std::uint64_t seed = env != nullptr ? std::strtoull(env, nullptr, 10) : std::random_device{}();
+  std::cout << "PSL_FAULT_SEED=" << seed << "\n";
+  ::testing::Test::RecordProperty("seed", std::to_string(seed));
+  return seed;
+}
+
+class TempDir {
+ public:
+  TempDir() {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    // The durability model lives in FaultInjectionFileSystem, not in the disk: a tmpfs (no real
+    // fsync cost) keeps hundreds of sessions fast; any writable directory would do.
+    std::error_code ec;
+    std::filesystem::path base =
+        std::filesystem::is_directory("/dev/shm", ec) && ::access("/dev/shm", W_OK) == 0
+            ? std::filesystem::path("/dev/shm")
+            : std::filesystem::temp_directory_path();
+    path_ = base / (std::string("psl-fault-") + info->name() + "-" + std::to_string(::getpid()));
+    std::filesystem::remove_all(path_);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  std::filesystem::path path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+RocksDbStoreOptions Options(const std::filesystem::path& path,
+                            std::shared_ptr<rocksdb::FileSystem> fs, bool sync = true) {
+  RocksDbStoreOptions options;
+  options.path = path;
+  options.payload_key = kKey;
+  options.file_system = std::move(fs);
+  options.sync = sync;
+  // The reserve check is not under test here (and statvfs of a busy CI disk is not hermetic).
+  options.free_space_probe = [](const std::filesystem::path&) -> StatusOr<std::uint64_t> {
+    return std::uint64_t{1} << 40;
+  };
+  return options;
+}
+
+// Opens `path` read-only through the default file system: the state a restarted machine sees,
+// without recovery writing anything (the next faulty session does the recovery, under the cut).
+DurabilityReport CheckAfterRestart(const std::filesystem::path& path,
+                                   const std::map<std::string, std::string>& acknowledged) {
+  RocksDbStoreOptions options = Options(path, nullptr);
+  options.read_only = true;
+  StatusOr<std::unique_ptr<RocksDbStore>> store = RocksDbStore::Open(std::move(options));
+  if (!store.ok()) {
+    DurabilityReport report;
+    report.problems.push_back("reopen failed: " + store.status().ToString());
+    return report;
+  }
+  return CheckDurability(**store, acknowledged);
+}
+
+struct PowerCutTotals {
+  std::uint64_t acknowledged = 0;
+  std::uint64_t lost = 0;
+  std::uint64_t opens_cut = 0;  // sessions where the cut hit during Open (recovery)
+  std::vector<std::string> problems;
+};
+
+// One session: arm a cut after a random number of operations, open (recovery runs under the cut
+// too), commit from kWriterThreads threads until refused, close, drop unsynced data, check.
+// `created`: some earlier session of this directory opened the store successfully.
+void PowerCutSession(const std::filesystem::path& path, bool sync, int session,
+                     std::mt19937_64& rng, std::map<std::string, std::string>& acknowledged,
+                     bool& created, PowerCutTotals& totals) {
+  auto fs = std::make_shared<FaultInjectionFileSystem>();
+  fs->CutPowerAfter(std::uniform_int_distribution<std::uint64_t>(0, kMaxCutOperations)(rng));
+  std::string retry_of;
+  if (!acknowledged.empty()) {
+    auto it = acknowledged.begin();
+    std::advance(it, std::uniform_int_distribution<std::size_t>(0, acknowledged.size() - 1)(rng));
+    retry_of = it->first;
+  }
+  {
+    StatusOr<std::unique_ptr<RocksDbStore>> store = RocksDbStore::Open(Options(path, fs, sync));
+    if (!store.ok()) {
+      ++totals.opens_cut;
+    } else {
+      created = true;
+      std::mutex mu;
+      std::map<std::string, std::string> acked_now;
+      std::vector<std::thread> writers;
+      for (int t = 0; t < kWriterThreads; ++t) {
+        writers.emplace_back([&, t] {
+          if (t == 0 && !retry_of.empty()) {
+            // A client retrying an acknowledged request after the restart gets the original id.
+            StatusOr<CommitResult> retry =
+                (*store)->Commit(DurabilityMessage("retry-" + std::to_string(session), retry_of));
+            if (retry.ok()) {
+              std::lock_guard lock(mu);
+              if (retry->outcome != CommitOutcome::kDuplicate || retry->id != retry_of) {
+                totals.problems.push_back("retry of " + retry_of + " was not a duplicate");
+              }
+            }
+          }
+          for (int i = 0; i < kCommitsPerThread; ++i) {
+            std::string id =
+                "s" + std::to_string(session) + "-t" + std::to_string(t) + "-" + std::to_string(i);
+            StatusOr<CommitResult> result = (*store)->Commit(DurabilityMessage(id));
+            std::lock_guard lock(mu);
+            if (!result.ok()) {
+              if (result.status().code() != StatusCode::kUnavailable) {
+                totals.problems.push_back("commit failed with " + result.status().ToString());
+              }
+              return;
+            }
+            acked_now[id] = id;
+          }
+        });
+      }
+      for (std::thread& w : writers) {
+        w.join();
+      }
+      acknowledged.insert(acked_now.begin(), acked_now.end());
+      totals.acknowledged += acked_now.size();
+    }
+  }  // the store is closed before the power comes back
+  Status dropped = fs->DropUnsyncedData();
+  if (!dropped.ok()) {
+    totals.problems.push_back(dropped.ToString());
+    return;
+  }
+  DurabilityReport report = CheckAfterRestart(path, acknowledged);
+  if (!created) {
+    // The cut hit the very first Open (creation); nothing was ever acknowledged, and a half-made
+    // store (no column families yet) is completed by the next read-write Open.
+    return;
+  }
+  for (const std::string& p : report.problems) {
+    totals.problems.push_back("session " + std::to_string(session) + ": " + p);
+  }
+  totals.lost += report.lost.size();
+  if (sync && !report.lost.empty()) {
+    totals.problems.push_back("session " + std::to_string(session) + " lost " +
+                              std::to_string(report.lost.size()) + ", first " +
+                              report.lost.front());
+  }
+  // A lost commit stays lost: forget it so later sessions count only new losses.
+  for (const std::string& id : report.lost) {
+    acknowledged.erase(id);
+  }
+}
+
+// Fresh directory every kSessionsPerDir sessions keeps the checks (which read everything) cheap.
+constexpr int kSessionsPerDir = 20;
+
+PowerCutTotals RunPowerCuts(int sessions, bool sync, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  PowerCutTotals totals;
+  for (int first = 0; first < sessions; first += kSessionsPerDir) {
+    TempDir dir;
+    std::map<std::string, std::string> acknowledged;
+    bool created = false;
+    for (int s = first; s < std::min(sessions, first + kSessionsPerDir); ++s) {
+      PowerCutSession(dir.path(), sync, s, rng, acknowledged, created, totals);
+    }
+  }
+  return totals;
+}
+
+TEST(PowerCutTest, LosesNoAcknowledgedCommitOverTwoHundredCutPoints) {
+  const std::uint64_t seed = Seed();
+  PowerCutTotals totals = RunPowerCuts(200, /*sync=*/true, seed);
+  std::cout << "acknowledged=" << totals.acknowledged << " lost=" << totals.lost
+            << " cuts-during-open=" << totals.opens_cut << "\n";
+  EXPECT_EQ(totals.lost, 0u) << "seed " << seed;
+  EXPECT_TRUE(totals.problems.empty()) << "seed " << seed << ": " << totals.problems.front();
+  // The harness must have exercised something: commits and cuts during recovery.
+  EXPECT_GT(totals.acknowledged, 200u);
+  EXPECT_GT(totals.opens_cut, 0u);
+}
+
+TEST(PowerCutTest, DetectsLossesWhenTheStoreDoesNotSync) {
+  const std::uint64_t seed = Seed();
+  PowerCutTotals totals = RunPowerCuts(40, /*sync=*/false, seed);
+  std::cout << "acknowledged=" << totals.acknowledged << " lost=" << totals.lost << "\n";
+  // Without fsync the acknowledged commits live only in the page cache: a cut must lose some.
+  EXPECT_GT(totals.lost, 0u) << "seed " << seed;
+  // Batches stay atomic even unsynced: losses, never half-written messages.
+  EXPECT_TRUE(totals.problems.empty()) << "seed " << seed << ": " << totals.problems.front();
+}
+
+// --- Failed sync / append: kUnavailable, no acknowledgement ----------------------------------
+
+class FaultTest : public ::testing::Test {
+ protected:
+  // Commits `count` messages named prefix-N through `store`, all acknowledged.
+  void CommitAcknowledged(RocksDbStore& store, const std::string& prefix, int count) {
+    for (int i = 0; i < count; ++i) {
+      std::string id = prefix + std::to_string(i);
+      StatusOr<CommitResult> result = store.Commit(DurabilityMessage(id));
+      ASSERT_TRUE(result.ok()) << result.status().ToString();
+      acknowledged_[id] = id;
+    }
+  }
+  std::unique_ptr<RocksDbStore> OpenClean() {
+    StatusOr<std::unique_ptr<RocksDbStore>> store =
+        RocksDbStore::Open(Options(dir_.path(), nullptr));
+    EXPECT_TRUE(store.ok()) << store.status().ToString();
+    return store.ok() ? std::move(store).value() : nullptr;
+  }
+
+  TempDir dir_;
+  std::shared_ptr<FaultInjectionFileSystem> fs_ = std::make_shared<FaultInjectionFileSystem>();
+  std::map<std::string, std::string> acknowledged_;
+};
+
+// The guarantee for a commit that was NOT acknowledged (kUnavailable): after a restart it is
+// either completely there or absent, never half; a client retry with the same idempotency key then
+// yields exactly one message (the original id if it survived, else a new commit). It is never
+// reported as committed by the failing call, and never after a power cut if its bytes were never
+// synced.
+TEST_F(FaultTest, AFailedSyncIsUnavailableAndNeverAcknowledged) {
+  {
+    auto store = RocksDbStore::Open(Options(dir_.path(), fs_));
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    CommitAcknowledged(**store, "ok-", 5);
+    fs_->SetFailSync(true);
+    StatusOr<CommitResult> failed = (*store)->Commit(DurabilityMessage("unsynced"));
+    ASSERT_FALSE(failed.ok());
+    EXPECT_EQ(failed.status().code(), StatusCode::kUnavailable);
+    EXPECT_FALSE((*store)->WriteHealth().ok());
+    fs_->SetFailSync(false);
+    // Linux may have dropped the dirty pages after a failed fsync: the store does not pretend the
+    // next sync covers them; it keeps refusing until restarted.
+    StatusOr<CommitResult> after = (*store)->Commit(DurabilityMessage("after-failure"));
+    EXPECT_FALSE(after.ok());
+  }
+  // No power cut: the unsynced write may be in the page cache and survive.
+  auto store = OpenClean();
+  ASSERT_NE(store, nullptr);
+  DurabilityReport report = CheckDurability(*store, acknowledged_);
+  EXPECT_TRUE(report.lost.empty());
+  EXPECT_TRUE(report.problems.empty()) << report.problems.front();
+  const bool survived = store->Get("unsynced").ok();
+  StatusOr<CommitResult> retry = store->Commit(DurabilityMessage("retry-id", "unsynced"));
+  ASSERT_TRUE(retry.ok()) << retry.status().ToString();
+  if (survived) {
+    EXPECT_EQ(retry->outcome, CommitOutcome::kDuplicate);
+    EXPECT_EQ(retry->id, "unsynced");
+  } else {
+    EXPECT_EQ(retry->outcome, CommitOutcome::kCommitted);
+  }
+  EXPECT_FALSE(store->Get("after-failure").ok());
+}
+
+TEST_F(FaultTest, AFailedSyncFollowedByAPowerCutLeavesNoTraceOfTheUnacknowledgedCommit) {
+  {
+    auto store = RocksDbStore::Open(Options(dir_.path(), fs_));
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    CommitAcknowledged(**store, "ok-", 5);
+    fs_->SetFailSync(true);
+    StatusOr<CommitResult> failed = (*store)->Commit(DurabilityMessage("unsynced"));
+    ASSERT_FALSE(failed.ok());
+    EXPECT_EQ(failed.status().code(), StatusCode::kUnavailable);
+    fs_->CutPower();
+  }
+  ASSERT_TRUE(fs_->DropUnsyncedData().ok());
+  auto store = OpenClean();
+  ASSERT_NE(store, nullptr);
+  DurabilityReport report = CheckDurability(*store, acknowledged_);
+  EXPECT_TRUE(report.lost.empty());
+  EXPECT_TRUE(report.problems.empty()) << report.problems.front();
+  EXPECT_EQ(report.visible, 5u);
+  EXPECT_EQ(store->Get("unsynced").status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(FaultTest, AFailedAppendIsUnavailableAndWritesNothing) {
+  {
+    auto store = RocksDbStore::Open(Options(dir_.path(), fs_));
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    CommitAcknowledged(**store, "ok-", 5);
+    fs_->SetFailAppend(true);
+    StatusOr<CommitResult> failed = (*store)->Commit(DurabilityMessage("unwritten"));
+    ASSERT_FALSE(failed.ok());
+    EXPECT_EQ(failed.status().code(), StatusCode::kUnavailable);
+    fs_->SetFailAppend(false);
+  }
+  auto store = OpenClean();
+  ASSERT_NE(store, nullptr);
+  DurabilityReport report = CheckDurability(*store, acknowledged_);
+  EXPECT_TRUE(report.lost.empty());
+  EXPECT_TRUE(report.problems.empty()) << report.problems.front();
+  EXPECT_EQ(report.visible, 5u);
+  EXPECT_EQ(store->Get("unwritten").status().code(), StatusCode::kNotFound);
+  // The store works again after the restart.
+  StatusOr<CommitResult> retry = store->Commit(DurabilityMessage("retry-id", "unwritten"));
+  ASSERT_TRUE(retry.ok()) << retry.status().ToString();
+  EXPECT_EQ(retry->outcome, CommitOutcome::kCommitted);
+}
+
+// The store keeps RocksDB's default WAL recovery mode, kPointInTimeRecovery: replay stops at the
+// first bad record, so a torn tail is dropped and everything synced before it is kept.
+TEST_F(FaultTest, ATornLastWalWriteIsDroppedAndEverySyncedCommitKept) {
+  {
+    auto store = RocksDbStore::Open(Options(dir_.path(), fs_));
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    CommitAcknowledged(**store, "ok-", 20);
+    fs_->TearNextWalAppend();
+    StatusOr<CommitResult> torn = (*store)->Commit(DurabilityMessage("torn"));
+    ASSERT_FALSE(torn.ok());
+    EXPECT_EQ(torn.status().code(), StatusCode::kUnavailable);
+  }
+  ASSERT_TRUE(fs_->DropUnsyncedData().ok());
+  auto store = OpenClean();
+  ASSERT_NE(store, nullptr);
+  DurabilityReport report = CheckDurability(*store, acknowledged_);
+  EXPECT_TRUE(report.lost.empty());
+  EXPECT_TRUE(report.problems.empty()) << report.problems.front();
+  EXPECT_EQ(report.visible, 20u);
+  EXPECT_EQ(store->Get("torn").status().code(), StatusCode::kNotFound);
+  CommitAcknowledged(*store, "after-", 3);
+}
+
+// The model itself: bytes count as durable only after Sync, and a file whose creation was not
+// made durable by a directory fsync disappears.
+TEST(FaultInjectionFileSystemTest, DropsWhatWasNotSyncedAndFilesNotMadeDurable) {
+  TempDir dir;
+  std::filesystem::create_directories(dir.path());
+  auto fs = std::make_shared<FaultInjectionFileSystem>();
+  rocksdb::IOOptions io;
+  auto write = [&](const std::string& name, bool sync_file, bool sync_dir) {
+    std::unique_ptr<rocksdb::FSWritableFile> file;
+    ASSERT_TRUE(
+        fs->NewWritableFile((dir.path() / name).string(), rocksdb::FileOptions(), &file, nullptr)
+            .ok());
+    ASSERT_TRUE(file->Append("durable", io, nullptr).ok());
+    if (sync_file) {
+      ASSERT_TRUE(file->Sync(io, nullptr).ok());
+    }
+    ASSERT_TRUE(file->Append("-volatile", io, nullptr).ok());
+    ASSERT_TRUE(file->RangeSync(0, 16, io, nullptr).ok());
+    ASSERT_TRUE(file->Close(io, nullptr).ok());
+    if (sync_dir) {
+      std::unique_ptr<rocksdb::FSDirectory> d;
+      ASSERT_TRUE(fs->NewDirectory(dir.path().string(), io, &d, nullptr).ok());
+      ASSERT_TRUE(d->Fsync(io, nullptr).ok());
+    }
+  };
+  write("a", true, true);
+  write("b", true, false);
+  EXPECT_EQ(fs->sync_calls(), 2u);
+  std::unique_ptr<rocksdb::FSWritableFile> after_cut;
+  fs->CutPower();
+  EXPECT_FALSE(
+      fs->NewWritableFile((dir.path() / "c").string(), rocksdb::FileOptions(), &after_cut, nullptr)
+          .ok());
+  ASSERT_TRUE(fs->DropUnsyncedData().ok());
+  EXPECT_EQ(std::filesystem::file_size(dir.path() / "a"), 7u);
+  EXPECT_FALSE(std::filesystem::exists(dir.path() / "b"));
+  EXPECT_FALSE(std::filesystem::exists(dir.path() / "c"));
+}
+
+}  // namespace
+}  // namespace psl::store::testing

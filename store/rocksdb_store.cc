@@ -1,0 +1,1287 @@
+#include "store/rocksdb_store.h"
+
+#include <rocksdb/db.h>
+#include <rocksdb/env.h>
+#include <rocksdb/file_system.h>
+#include <rocksdb/utilities/write_batch_with_index.h>
+#include <rocksdb/write_batch.h>
+#include <sys/statvfs.h>
+
+#include <algorithm>
+#include <utility>
+
+#include "store/store_internal.h"
+
+#include <nlohmann/json.hpp>
+
+namespace psl::store {
+namespace {
+
+using internal::DecodeRecord;
+using internal::EncodeRecord;
+using internal::EventFor;
+using internal::FindDelivery;
+using internal::HexDecode;
+using internal::HexEncode;
+using internal::UpdateAggregate;
+using nlohmann::json;
+
+// Column families, in handle order (index 0 is RocksDB's default, unused).
+enum Cf : std::size_t {
+  kDefault,
+  kMessages,          // id -> record (JSON)
+  kPayloads,          // id -> sealed signed payload (aad: id)
+  kQueue,             // destination \0 BE64(due ms) \0 id -> ""
+  kIdempotency,       // practice \0 key -> {"id", "body"}
+  kAnswers,           // id \0 destination -> JSON header \0 sealed document
+  kDeadLetters,       // id \0 destination -> {"reason", "time_ms"}
+  kAudit,             // AuditEventKey(sequence) -> EncodeStoredAuditEvent
+  kAuditIndex,        // AuditIndexKeysFor(event) -> "" (audit.h)
+  kAuditCheckpoints,  // AuditEventKey(sequence) -> EncodeCheckpoint
+  kMeta,              // format_version, key_check, audit_head, audit_anchor
+  kPracticeIndex,     // practice \0 BE64(INT64_MAX - accepted ms) \0 id -> ""
+  kCfCount,
+};
+
+constexpr const char* kCfNames[kCfCount] = {
+    "default",     "messages",          "payloads",     "queue",
+    "idempotency", "answers",           "dead_letters", "audit",
+    "audit_index", "audit_checkpoints", "meta",         "practice_index",
+};
+
+constexpr std::string_view kFormatVersion = "1";
+constexpr std::string_view kKeyCheckPlaintext = "passerelle payload key check";
+constexpr std::string_view kKeyCheckAad = "meta:key-check";
+
+std::string BigEndian64(std::uint64_t v) {
+  std::string out(8, '\0');
+  for (int i = 7; i >= 0; --i) {
+    out[static_cast<std::size_t>(i)] = static_cast<char>(v & 0xff);
+    v >>= 8;
+  }
+  return out;
+}
+
+std::uint64_t ReadBigEndian64(std::string_view s) {
+  std::uint64_t v = 0;
+  for (std::size_t i = 0; i < 8 && i < s.size(); ++i) {
+    v = (v << 8) | static_cast<unsigned char>(s[i]);
+  }
+  return v;
+}
+
+std::string Join(std::initializer_list<std::string_view> parts) {
+  std::string out;
+  bool first = true;
+  for (std::string_view p : parts) {
+    if (!first) {
+      out.push_back('\0');
+    }
+    out.append(p);
+    first = false;
+  }
+  return out;
+}
+
+std::string QueuePrefix(std::string_view destination) {
+  return Join({destination, ""});
+}
+
+std::string QueueKey(std::string_view destination, std::int64_t due_ms, std::string_view id) {
+  std::string key = QueuePrefix(destination);
+  key += BigEndian64(static_cast<std::uint64_t>(std::max<std::int64_t>(due_ms, 0)));
+  key.push_back('\0');
+  key.append(id);
+  return key;
+}
+
+std::string PracticeIndexKey(std::string_view practice, std::int64_t accepted_ms,
+                             std::string_view id) {
+  std::string key = Join({practice, ""});
+  key += BigEndian64(static_cast<std::uint64_t>(INT64_MAX - accepted_ms));
+  key.push_back('\0');
+  key.append(id);
+  return key;
+}
+
+bool StartsWith(const rocksdb::Slice& s, std::string_view prefix) {
+  return s.size() >= prefix.size() && std::string_view(s.data(), prefix.size()) == prefix;
+}
+
+std::string_view View(const rocksdb::Slice& s) {
+  return {s.data(), s.size()};
+}
+
+// Converts a RocksDB error once. I/O trouble is retryable (503); anything else on a read is a bug
+// or a corrupt store.
+Status FromRocks(const rocksdb::Status& s, std::string_view what) {
+  if (s.ok()) {
+    return Status::Ok();
+  }
+  std::string message = std::string(what) + ": " + s.ToString();
+  if (s.IsIOError() || s.IsBusy() || s.IsTimedOut() || s.IsTryAgain() || s.IsIncomplete() ||
+      s.IsAborted() || s.IsShutdownInProgress()) {
+    return Status::Unavailable(std::move(message));
+  }
+  return Status::Internal(std::move(message));
+}
+
+std::string EncodeJson(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+StatusOr<json> DecodeJson(std::string_view bytes, std::string_view what) {
+  json j = json::parse(bytes, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    return Status::Internal("a stored " + std::string(what) + " is not valid JSON");
+  }
+  return j;
+}
+
+std::string AnswerAad(std::string_view id, std::string_view destination) {
+  return Join({id, "answer", destination});
+}
+
+StatusOr<std::uint64_t> StatvfsFreeBytes(const std::filesystem::path& path) {
+  struct statvfs info {};
+  if (::statvfs(path.c_str(), &info) != 0) {
+    return Status::Unavailable("cannot read the free space of the store's file system");
+  }
+  return static_cast<std::uint64_t>(info.f_bavail) * info.f_frsize;
+}
+
+std::size_t ClampLimit(std::size_t limit, std::size_t max) {
+  return std::clamp<std::size_t>(limit, 1, max);
+}
+
+}  // namespace
+
+// One caller waiting in the commit stage.
+struct RocksDbStore::Writer {
+  std::function<Status(GroupContext&)> op;
+  bool consumes_space = false;
+  Status status;
+  bool done = false;
+  std::condition_variable cv;
+};
+
+// What an operation sees while the leader builds a group: reads resolve against the batch first
+// (earlier operations of the same group), then the DB.
+class RocksDbStore::GroupContext {
+ public:
+  GroupContext(RocksDbStore* store, AuditChain* chain, std::int64_t now_ms)
+      : store_(store),
+        chain_(chain),
+        batch_(rocksdb::BytewiseComparator(), 0, /*overwrite_key=*/true),
+        now_ms_(now_ms) {}
+
+  std::int64_t now_ms() const { return now_ms_; }
+  const PayloadCipher& cipher() const { return *store_->cipher_; }
+  rocksdb::WriteBatchWithIndex& batch() { return batch_; }
+
+  // Sets *found; kUnavailable/kInternal on a read error.
+  Status Get(Cf cf, std::string_view key, std::string* value, bool* found) {
+    rocksdb::Status s = batch_.GetFromBatchAndDB(store_->db_.get(), rocksdb::ReadOptions(),
+                                                 store_->handles_[cf], key, value);
+    *found = s.ok();
+    if (s.IsNotFound()) {
+      return Status::Ok();
+    }
+    return FromRocks(s, "reading the store");
+  }
+
+  std::unique_ptr<rocksdb::Iterator> NewIterator(Cf cf) {
+    return std::unique_ptr<rocksdb::Iterator>(batch_.NewIteratorWithBase(
+        store_->handles_[cf],
+        store_->db_->NewIterator(rocksdb::ReadOptions(), store_->handles_[cf])));
+  }
+
+  Status Put(Cf cf, std::string_view key, std::string_view value) {
+    return FromRocks(batch_.Put(store_->handles_[cf], key, value), "building a batch");
+  }
+  Status Delete(Cf cf, std::string_view key) {
+    return FromRocks(batch_.Delete(store_->handles_[cf], key), "building a batch");
+  }
+
+  StatusOr<MessageRecord> GetRecord(std::string_view id) {
+    std::string value;
+    bool found = false;
+    PSL_RETURN_IF_ERROR(Get(kMessages, id, &value, &found));
+    if (!found) {
+      return Status::NotFound("no message " + std::string(id));
+    }
+    return DecodeRecord(value);
+  }
+  Status PutRecord(const MessageRecord& record) {
+    return Put(kMessages, record.id, EncodeRecord(record));
+  }
+
+  // Seals `event` and writes it with its index entries. Returns the sealed event.
+  StatusOr<AuditEvent> Seal(AuditEvent event) {
+    if (event.time_ms == 0) {
+      event.time_ms = now_ms_;
+    }
+    AuditEvent sealed = chain_->Seal(std::move(event));
+    PSL_RETURN_IF_ERROR(
+        Put(kAudit, AuditEventKey(sealed.sequence), EncodeStoredAuditEvent(sealed)));
+    for (const std::string& key : AuditIndexKeysFor(sealed)) {
+      PSL_RETURN_IF_ERROR(Put(kAuditIndex, key, ""));
+    }
+    return sealed;
+  }
+
+ private:
+  RocksDbStore* store_;
+  AuditChain* chain_;
+  rocksdb::WriteBatchWithIndex batch_;
+  std::int64_t now_ms_;
+};
+
+StatusOr<std::unique_ptr<RocksDbStore>> RocksDbStore::Open(RocksDbStoreOptions options) {
+  std::unique_ptr<RocksDbStore> store(new RocksDbStore());
+  if (options.path.empty()) {
+    return Status::FailedPrecondition("the store needs a directory");
+  }
+  StatusOr<PayloadCipher> cipher =
+      !options.payload_key.empty() ? PayloadCipher::FromKey(options.payload_key)
+      : !options.payload_key_file.empty()
+          ? PayloadCipher::FromKeyFile(options.payload_key_file)
+          : StatusOr<PayloadCipher>(Status::FailedPrecondition("the store needs a payload key"));
+  if (!cipher.ok()) {
+    return cipher.status();
+  }
+  store->cipher_ = std::make_unique<PayloadCipher>(std::move(cipher).value());
+  options.payload_key.assign(options.payload_key.size(), '\0');
+  options.payload_key.clear();
+  if (options.clock == nullptr) {
+    store->owned_clock_ = std::make_unique<SystemClock>();
+    store->clock_ = store->owned_clock_.get();
+  } else {
+    store->clock_ = options.clock;
+  }
+  if (!options.free_space_probe) {
+    options.free_space_probe = StatvfsFreeBytes;
+  }
+  if (options.max_group_operations == 0) {
+    options.max_group_operations = 1;
+  }
+
+  rocksdb::DBOptions db_options;
+  db_options.create_if_missing = !options.read_only;
+  db_options.create_missing_column_families = !options.read_only;
+  if (options.file_system) {
+    store->env_ = rocksdb::NewCompositeEnv(options.file_system);
+    db_options.env = store->env_.get();
+  }
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  for (const char* name : kCfNames) {
+    descriptors.emplace_back(name, rocksdb::ColumnFamilyOptions());
+  }
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s = options.read_only
+                          ? rocksdb::DB::OpenForReadOnly(db_options, options.path.string(),
+                                                         descriptors, &store->handles_, &raw)
+                          : rocksdb::DB::Open(db_options, options.path.string(), descriptors,
+                                              &store->handles_, &raw);
+  if (!s.ok()) {
+    if (s.IsIOError()) {
+      return FromRocks(s, "opening the store");
+    }
+    return Status::FailedPrecondition("cannot open the store at " + options.path.string() + ": " +
+                                      s.ToString());
+  }
+  store->db_.reset(raw);
+  store->options_ = std::move(options);
+
+  // Format version and key check: a new store gets both in one synced write; an existing one must
+  // match, so a wrong key fails here rather than producing garbage later.
+  auto read_meta = [&](std::string_view key, std::string* value) -> StatusOr<bool> {
+    rocksdb::Status rs =
+        store->db_->Get(rocksdb::ReadOptions(), store->handles_[kMeta], key, value);
+    if (rs.IsNotFound()) {
+      return false;
+    }
+    if (!rs.ok()) {
+      return FromRocks(rs, "reading the store's metadata");
+    }
+    return true;
+  };
+  std::string version;
+  std::string key_check;
+  StatusOr<bool> has_version = read_meta("format_version", &version);
+  if (!has_version.ok()) {
+    return has_version.status();
+  }
+  StatusOr<bool> has_key_check = read_meta("key_check", &key_check);
+  if (!has_key_check.ok()) {
+    return has_key_check.status();
+  }
+  if (!*has_version) {
+    if (store->options_.read_only) {
+      return Status::FailedPrecondition("the store at " + store->options_.path.string() +
+                                        " was never initialised");
+    }
+    StatusOr<std::string> check = store->cipher_->Seal(kKeyCheckPlaintext, kKeyCheckAad);
+    if (!check.ok()) {
+      return check.status();
+    }
+    rocksdb::WriteBatch batch;
+    batch.Put(store->handles_[kMeta], "format_version", std::string(kFormatVersion));
+    batch.Put(store->handles_[kMeta], "key_check", *check);
+    rocksdb::WriteOptions write_options;
+    write_options.sync = true;
+    PSL_RETURN_IF_ERROR(
+        FromRocks(store->db_->Write(write_options, &batch), "initialising the store"));
+  } else {
+    if (version != kFormatVersion) {
+      return Status::FailedPrecondition("the store's format version " + version +
+                                        " is not supported (expected " +
+                                        std::string(kFormatVersion) + ")");
+    }
+    if (!*has_key_check) {
+      return Status::FailedPrecondition("the store has no key-check record");
+    }
+    StatusOr<std::string> opened = store->cipher_->Open(key_check, kKeyCheckAad);
+    if (!opened.ok() || *opened != kKeyCheckPlaintext) {
+      return Status::FailedPrecondition(
+          "the payload key does not match the key this store was created with");
+    }
+  }
+
+  // The audit head is written in every batch that seals an event, so it always matches the log.
+  std::string head_value;
+  StatusOr<bool> has_head = read_meta("audit_head", &head_value);
+  if (!has_head.ok()) {
+    return has_head.status();
+  }
+  AuditHead head{0, std::string(kZeroAuditHash)};
+  if (*has_head) {
+    StatusOr<json> j = DecodeJson(head_value, "audit head");
+    if (!j.ok()) {
+      return j.status();
+    }
+    try {
+      head.sequence = j->at("sequence").get<std::uint64_t>();
+      head.hash = j->at("hash").get<std::string>();
+    } catch (const json::exception&) {
+      return Status::Internal("the stored audit head misses a field");
+    }
+  }
+  store->head_ = head;
+  store->chain_.Reset(head);
+  std::unique_ptr<rocksdb::Iterator> it(
+      store->db_->NewIterator(rocksdb::ReadOptions(), store->handles_[kAuditCheckpoints]));
+  it->SeekToLast();
+  if (it->Valid()) {
+    store->last_checkpoint_sequence_ = ReadBigEndian64(View(it->key()));
+  }
+  return store;
+}
+
+RocksDbStore::~RocksDbStore() {
+  if (db_) {
+    for (rocksdb::ColumnFamilyHandle* h : handles_) {
+      db_->DestroyColumnFamilyHandle(h);
+    }
+    handles_.clear();
+    db_->Close().PermitUncheckedError();
+    db_.reset();
+  }
+}
+
+Status RocksDbStore::Submit(bool consumes_space, std::function<Status(GroupContext&)> op) {
+  if (options_.read_only) {
+    return Status::FailedPrecondition("the store is open read-only");
+  }
+  Writer w;
+  w.op = std::move(op);
+  w.consumes_space = consumes_space;
+  std::unique_lock<std::mutex> lock(mu_);
+  writers_.push_back(&w);
+  while (!w.done && &w != writers_.front()) {
+    w.cv.wait(lock);
+  }
+  if (w.done) {
+    return w.status;
+  }
+
+  // Leader: take everyone waiting (up to the cap); they stay at the front of writers_ so no other
+  // caller becomes leader until this group is written.
+  std::vector<Writer*> group;
+  for (Writer* other : writers_) {
+    if (group.size() >= options_.max_group_operations) {
+      break;
+    }
+    group.push_back(other);
+  }
+  lock.unlock();
+  bool wrote = false;
+  Status write_status = WriteGroup(group, &wrote);
+  lock.lock();
+  if (write_status.ok()) {
+    if (wrote) {
+      ++stats_.groups_written;
+      stats_.operations += group.size();
+    }
+    head_ = chain_.head();
+  } else {
+    ++stats_.groups_failed;
+  }
+  for (Writer* member : group) {
+    writers_.pop_front();
+    member->done = true;
+    if (member != &w) {
+      member->cv.notify_one();
+    }
+  }
+  if (!writers_.empty()) {
+    writers_.front()->cv.notify_one();
+  }
+  return w.status;
+}
+
+Status RocksDbStore::WriteGroup(std::vector<Writer*>& group, bool* wrote) {
+  *wrote = true;
+  const AuditHead group_start = chain_.head();
+  auto fail_all = [&](const Status& status) {
+    for (Writer* member : group) {
+      if (member->status.ok()) {
+        member->status = status;
+      }
+    }
+    chain_.Reset(group_start);
+    return status;
+  };
+
+  // A previous write failure leaves RocksDB in a background-error state; try to leave it.
+  if (needs_resume_) {
+    rocksdb::Status resumed = db_->Resume();
+    if (!resumed.ok()) {
+      return fail_all(Status::Unavailable("the store is in an error state after a failed write: " +
+                                          resumed.ToString()));
+    }
+    needs_resume_ = false;
+  }
+
+  bool space_ok = true;
+  if (std::any_of(group.begin(), group.end(), [](Writer* m) { return m->consumes_space; })) {
+    StatusOr<std::uint64_t> free_bytes = options_.free_space_probe(options_.path);
+    space_ok = free_bytes.ok() && *free_bytes >= options_.disk_reserve_bytes;
+  }
+
+  GroupContext ctx(this, &chain_, ToEpochMs(clock_->Now()));
+  bool any_ok = false;
+  for (Writer* member : group) {
+    if (member->consumes_space && !space_ok) {
+      member->status = Status::Unavailable("free disk space below the reserve");
+      continue;
+    }
+    const AuditHead before = chain_.head();
+    ctx.batch().SetSavePoint();
+    member->status = member->op(ctx);
+    if (member->status.ok()) {
+      ctx.batch().PopSavePoint().PermitUncheckedError();
+      any_ok = true;
+    } else {
+      ctx.batch().RollbackToSavePoint().PermitUncheckedError();
+      chain_.Reset(before);
+    }
+  }
+  // Nothing to make durable (only refusals, duplicates of earlier groups, or nothing due): every
+  // state these callers saw is already synced.
+  if (!any_ok || ctx.batch().GetWriteBatch()->Count() == 0) {
+    *wrote = false;
+    return Status::Ok();
+  }
+
+  const AuditHead& head = chain_.head();
+  if (head.sequence != group_start.sequence) {
+    json j = {{"sequence", head.sequence}, {"hash", head.hash}};
+    Status put = ctx.Put(kMeta, "audit_head", EncodeJson(j));
+    if (!put.ok()) {
+      return fail_all(Status::Unavailable(put.message()));
+    }
+    if (options_.checkpoint_identity != nullptr && options_.checkpoint_every_events > 0 &&
+        head.sequence >= last_checkpoint_sequence_ + options_.checkpoint_every_events) {
+      StatusOr<AuditCheckpoint> checkpoint =
+          SignCheckpoint(head, ctx.now_ms(), *options_.checkpoint_identity);
+      // A checkpoint that cannot be signed is skipped (the next group tries again): the chain
+      // itself still proves integrity.
+      if (checkpoint.ok()) {
+        Status cp =
+            ctx.Put(kAuditCheckpoints, AuditEventKey(head.sequence), EncodeCheckpoint(*checkpoint));
+        if (!cp.ok()) {
+          return fail_all(Status::Unavailable(cp.message()));
+        }
+      }
+    }
+  }
+
+  rocksdb::WriteOptions write_options;
+  write_options.sync = options_.sync;
+  rocksdb::Status s = db_->Write(write_options, ctx.batch().GetWriteBatch());
+  if (!s.ok()) {
+    needs_resume_ = true;
+    return fail_all(Status::Unavailable("the store could not write durably: " + s.ToString()));
+  }
+  if (head.sequence != group_start.sequence && options_.checkpoint_identity != nullptr &&
+      options_.checkpoint_every_events > 0 &&
+      head.sequence >= last_checkpoint_sequence_ + options_.checkpoint_every_events) {
+    last_checkpoint_sequence_ = head.sequence;
+  }
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------------------------------------
+// DurableQueue.
+
+StatusOr<CommitResult> RocksDbStore::Commit(NewMessage message) {
+  PSL_RETURN_IF_ERROR(internal::PrepareNewMessage(message));
+  // Encryption runs in the caller's thread, outside the serial commit stage.
+  StatusOr<std::string> sealed = cipher_->Seal(message.payload, message.id);
+  if (!sealed.ok()) {
+    return sealed.status();
+  }
+  CommitResult result;
+  Status status = Submit(true, [&](GroupContext& ctx) -> Status {
+    std::string idempotency_key;
+    if (!message.idempotency_key.empty()) {
+      idempotency_key = Join({message.practice_nihii, message.idempotency_key});
+      std::string value;
+      bool found = false;
+      PSL_RETURN_IF_ERROR(ctx.Get(kIdempotency, idempotency_key, &value, &found));
+      if (found) {
+        StatusOr<json> j = DecodeJson(value, "idempotency record");
+        if (!j.ok()) {
+          return j.status();
+        }
+        if (j->value("body", "") != message.body_sha256) {
+          return Status::Conflict("idempotency key already used with another body");
+        }
+        result.id = j->value("id", "");
+        result.outcome = CommitOutcome::kDuplicate;
+        return Status::Ok();
+      }
+    }
+    std::string existing;
+    bool exists = false;
+    PSL_RETURN_IF_ERROR(ctx.Get(kMessages, message.id, &existing, &exists));
+    if (exists) {
+      return Status::Conflict("message id " + message.id + " already exists");
+    }
+
+    MessageRecord record = internal::RecordFor(message, ctx.now_ms());
+    PSL_RETURN_IF_ERROR(ctx.PutRecord(record));
+    PSL_RETURN_IF_ERROR(ctx.Put(kPayloads, message.id, *sealed));
+    for (const Delivery& d : record.deliveries) {
+      PSL_RETURN_IF_ERROR(
+          ctx.Put(kQueue, QueueKey(d.destination, d.next_attempt_ms, record.id), ""));
+    }
+    if (!idempotency_key.empty()) {
+      json j = {{"id", message.id}, {"body", message.body_sha256}};
+      PSL_RETURN_IF_ERROR(ctx.Put(kIdempotency, idempotency_key, EncodeJson(j)));
+    }
+    PSL_RETURN_IF_ERROR(
+        ctx.Put(kPracticeIndex,
+                PracticeIndexKey(record.practice_nihii, record.accepted_ms, record.id), ""));
+    std::string insurers;
+    for (const Delivery& d : record.deliveries) {
+      insurers += (insurers.empty() ? "" : ",") + d.destination;
+    }
+    StatusOr<AuditEvent> event =
+        ctx.Seal(EventFor(record, "accepted", insurers, {"202"}, message.actor, ctx.now_ms()));
+    if (!event.ok()) {
+      return event.status();
+    }
+    result.id = message.id;
+    result.outcome = CommitOutcome::kCommitted;
+    return Status::Ok();
+  });
+  if (!status.ok()) {
+    return status;
+  }
+  return result;
+}
+
+StatusOr<std::optional<Lease>> RocksDbStore::LeaseNext(std::string_view destination, TimePoint now,
+                                                       std::chrono::milliseconds lease_for) {
+  const std::int64_t now_ms = ToEpochMs(now);
+  const std::string prefix = QueuePrefix(destination);
+  std::optional<Lease> lease;
+  {
+    // Idle workers poll: answer "nothing due" without entering the commit stage. An entry that
+    // becomes due right after this read is found by the next poll.
+    std::unique_ptr<rocksdb::Iterator> it(
+        db_->NewIterator(rocksdb::ReadOptions(), handles_[kQueue]));
+    it->Seek(prefix);
+    PSL_RETURN_IF_ERROR(FromRocks(it->status(), "scanning the queue"));
+    if (!it->Valid() || !StartsWith(it->key(), prefix) ||
+        static_cast<std::int64_t>(ReadBigEndian64(View(it->key()).substr(prefix.size()))) >
+            now_ms) {
+      return lease;
+    }
+  }
+  Status status = Submit(false, [&](GroupContext& ctx) -> Status {
+    lease.reset();
+    std::string key;
+    {
+      std::unique_ptr<rocksdb::Iterator> it = ctx.NewIterator(kQueue);
+      it->Seek(prefix);
+      if (!it->Valid() || !StartsWith(it->key(), prefix)) {
+        return FromRocks(it->status(), "scanning the queue");
+      }
+      key.assign(it->key().data(), it->key().size());
+    }
+    if (key.size() < prefix.size() + 9) {
+      return Status::Internal("a queue key is too short");
+    }
+    const auto due =
+        static_cast<std::int64_t>(ReadBigEndian64(std::string_view{key}.substr(prefix.size())));
+    if (due > now_ms) {
+      return Status::Ok();
+    }
+    const std::string id = key.substr(prefix.size() + 9);
+    StatusOr<MessageRecord> record = ctx.GetRecord(id);
+    if (!record.ok()) {
+      return record.status();
+    }
+    Delivery* delivery = FindDelivery(*record, destination);
+    if (delivery == nullptr) {
+      return Status::Internal("a queue entry has no matching delivery");
+    }
+    const std::int64_t expires = now_ms + lease_for.count();
+    ++delivery->attempts;
+    delivery->state = MessageState::kDelivering;
+    delivery->next_attempt_ms = expires;
+    UpdateAggregate(*record, ctx.now_ms());
+    std::string sealed_payload;
+    bool found = false;
+    PSL_RETURN_IF_ERROR(ctx.Get(kPayloads, id, &sealed_payload, &found));
+    if (!found) {
+      return Status::Internal("a queued message has no payload");
+    }
+    StatusOr<std::string> payload = ctx.cipher().Open(sealed_payload, id);
+    if (!payload.ok()) {
+      return Status::Internal("a queued payload does not decrypt");
+    }
+    PSL_RETURN_IF_ERROR(ctx.Delete(kQueue, key));
+    PSL_RETURN_IF_ERROR(ctx.Put(kQueue, QueueKey(destination, expires, id), ""));
+    PSL_RETURN_IF_ERROR(ctx.PutRecord(*record));
+    StatusOr<AuditEvent> event = ctx.Seal(
+        EventFor(*record, "attempt", std::string(destination),
+                 {"attempt:" + std::to_string(delivery->attempts)}, "gateway", ctx.now_ms()));
+    if (!event.ok()) {
+      return event.status();
+    }
+    Lease out;
+    out.message_id = id;
+    out.destination = std::string(destination);
+    out.expires_ms = expires;
+    out.attempt = delivery->attempts;
+    out.practice_nihii = record->practice_nihii;
+    out.flow_kind = record->flow_kind;
+    out.operation = record->operation;
+    out.payload = std::move(payload).value();
+    lease = std::move(out);
+    return Status::Ok();
+  });
+  if (!status.ok()) {
+    return status;
+  }
+  return lease;
+}
+
+namespace {
+
+// Loads the record of a lease and checks the lease still holds its queue entry.
+template <typename Ctx>
+Status HeldLease(Ctx& ctx, const Lease& lease, const std::string& queue_key, MessageRecord* record,
+                 Delivery** delivery) {
+  StatusOr<MessageRecord> loaded = ctx.GetRecord(lease.message_id);
+  if (!loaded.ok()) {
+    return loaded.status();
+  }
+  *record = std::move(loaded).value();
+  *delivery = FindDelivery(*record, lease.destination);
+  std::string value;
+  bool found = false;
+  PSL_RETURN_IF_ERROR(ctx.Get(kQueue, queue_key, &value, &found));
+  if (*delivery == nullptr || !found) {
+    return Status::Conflict("the lease on message " + lease.message_id + " for destination " +
+                            lease.destination + " is no longer held");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status RocksDbStore::Ack(const Lease& lease, NewAnswer answer) {
+  StatusOr<std::string> sealed =
+      cipher_->Seal(answer.document, AnswerAad(lease.message_id, lease.destination));
+  if (!sealed.ok()) {
+    return sealed.status();
+  }
+  const std::string queue_key = QueueKey(lease.destination, lease.expires_ms, lease.message_id);
+  return Submit(false, [&](GroupContext& ctx) -> Status {
+    MessageRecord record;
+    Delivery* delivery = nullptr;
+    PSL_RETURN_IF_ERROR(HeldLease(ctx, lease, queue_key, &record, &delivery));
+    delivery->state = MessageState::kAnswered;
+    delivery->next_attempt_ms = 0;
+    UpdateAggregate(record, ctx.now_ms());
+    json header = {
+        {"decision", answer.decision}, {"codes", answer.codes}, {"received_ms", ctx.now_ms()}};
+    std::string value = EncodeJson(header);
+    value.push_back('\0');
+    value += *sealed;
+    PSL_RETURN_IF_ERROR(ctx.Delete(kQueue, queue_key));
+    PSL_RETURN_IF_ERROR(ctx.Put(kAnswers, Join({lease.message_id, lease.destination}), value));
+    PSL_RETURN_IF_ERROR(ctx.PutRecord(record));
+    std::vector<std::string> codes{answer.decision};
+    codes.insert(codes.end(), answer.codes.begin(), answer.codes.end());
+    return ctx
+        .Seal(EventFor(record, "answered", lease.destination, std::move(codes), "gateway",
+                       ctx.now_ms()))
+        .status();
+  });
+}
+
+Status RocksDbStore::Nack(const Lease& lease, TimePoint next_attempt_at, std::string_view error) {
+  const std::string queue_key = QueueKey(lease.destination, lease.expires_ms, lease.message_id);
+  const std::int64_t next_ms = ToEpochMs(next_attempt_at);
+  return Submit(false, [&](GroupContext& ctx) -> Status {
+    MessageRecord record;
+    Delivery* delivery = nullptr;
+    PSL_RETURN_IF_ERROR(HeldLease(ctx, lease, queue_key, &record, &delivery));
+    delivery->state = MessageState::kRetrying;
+    delivery->next_attempt_ms = next_ms;
+    delivery->last_error = std::string(error);
+    UpdateAggregate(record, ctx.now_ms());
+    PSL_RETURN_IF_ERROR(ctx.Delete(kQueue, queue_key));
+    PSL_RETURN_IF_ERROR(
+        ctx.Put(kQueue, QueueKey(lease.destination, next_ms, lease.message_id), ""));
+    PSL_RETURN_IF_ERROR(ctx.PutRecord(record));
+    return ctx
+        .Seal(EventFor(record, "retry", lease.destination, {std::string(error)}, "gateway",
+                       ctx.now_ms()))
+        .status();
+  });
+}
+
+Status RocksDbStore::DeadLetter(const Lease& lease, std::string_view reason) {
+  const std::string queue_key = QueueKey(lease.destination, lease.expires_ms, lease.message_id);
+  return Submit(false, [&](GroupContext& ctx) -> Status {
+    MessageRecord record;
+    Delivery* delivery = nullptr;
+    PSL_RETURN_IF_ERROR(HeldLease(ctx, lease, queue_key, &record, &delivery));
+    delivery->state = MessageState::kDead;
+    delivery->next_attempt_ms = 0;
+    delivery->last_error = std::string(reason);
+    UpdateAggregate(record, ctx.now_ms());
+    json letter = {{"reason", reason}, {"time_ms", ctx.now_ms()}};
+    PSL_RETURN_IF_ERROR(ctx.Delete(kQueue, queue_key));
+    PSL_RETURN_IF_ERROR(
+        ctx.Put(kDeadLetters, Join({lease.message_id, lease.destination}), EncodeJson(letter)));
+    PSL_RETURN_IF_ERROR(ctx.PutRecord(record));
+    return ctx
+        .Seal(EventFor(record, "dead-lettered", lease.destination, {std::string(reason)}, "gateway",
+                       ctx.now_ms()))
+        .status();
+  });
+}
+
+Status RocksDbStore::Replay(std::string_view id, std::string_view actor) {
+  return Submit(true, [&](GroupContext& ctx) -> Status {
+    StatusOr<MessageRecord> record = ctx.GetRecord(id);
+    if (!record.ok()) {
+      return record.status();
+    }
+    std::vector<Delivery*> dead;
+    for (Delivery& d : record->deliveries) {
+      if (d.state == MessageState::kDead) {
+        dead.push_back(&d);
+      }
+    }
+    if (dead.empty()) {
+      return Status::NotFound("message " + std::string(id) + " has no dead letter");
+    }
+    if (record->payload_purged) {
+      return Status::FailedPrecondition("message " + std::string(id) +
+                                        " cannot be replayed: its payload was purged");
+    }
+    std::string insurers;
+    for (Delivery* d : dead) {
+      PSL_RETURN_IF_ERROR(ctx.Delete(kDeadLetters, Join({id, d->destination})));
+      PSL_RETURN_IF_ERROR(ctx.Put(kQueue, QueueKey(d->destination, ctx.now_ms(), id), ""));
+      d->state = MessageState::kQueued;
+      d->next_attempt_ms = ctx.now_ms();
+      insurers += (insurers.empty() ? "" : ",") + d->destination;
+    }
+    UpdateAggregate(*record, ctx.now_ms());
+    PSL_RETURN_IF_ERROR(ctx.PutRecord(*record));
+    return ctx.Seal(EventFor(*record, "replayed", insurers, {}, std::string(actor), ctx.now_ms()))
+        .status();
+  });
+}
+
+StatusOr<MessageRecord> RocksDbStore::Get(std::string_view id) {
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), handles_[kMessages], id, &value);
+  if (s.IsNotFound()) {
+    return Status::NotFound("no message " + std::string(id));
+  }
+  PSL_RETURN_IF_ERROR(FromRocks(s, "reading a message"));
+  return DecodeRecord(value);
+}
+
+StatusOr<std::string> RocksDbStore::Payload(std::string_view id) {
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), handles_[kPayloads], id, &value);
+  if (s.IsNotFound()) {
+    return Status::NotFound("no payload for message " + std::string(id));
+  }
+  PSL_RETURN_IF_ERROR(FromRocks(s, "reading a payload"));
+  StatusOr<std::string> plain = cipher_->Open(value, id);
+  if (!plain.ok()) {
+    return Status::Internal("the payload of message " + std::string(id) +
+                            " does not decrypt: " + plain.status().message());
+  }
+  return plain;
+}
+
+StatusOr<std::vector<StoredAnswer>> RocksDbStore::Answers(std::string_view id) {
+  PSL_RETURN_IF_ERROR(Get(id).status());
+  std::vector<StoredAnswer> answers;
+  const std::string prefix = Join({id, ""});
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(rocksdb::ReadOptions(), handles_[kAnswers]));
+  for (it->Seek(prefix); it->Valid() && StartsWith(it->key(), prefix); it->Next()) {
+    std::string_view value = View(it->value());
+    std::size_t nul = value.find('\0');
+    if (nul == std::string_view::npos) {
+      return Status::Internal("a stored answer has no header");
+    }
+    StatusOr<json> header = DecodeJson(value.substr(0, nul), "answer");
+    if (!header.ok()) {
+      return header.status();
+    }
+    StoredAnswer answer;
+    answer.message_id = std::string(id);
+    answer.destination = std::string(View(it->key()).substr(prefix.size()));
+    StatusOr<std::string> document =
+        cipher_->Open(value.substr(nul + 1), AnswerAad(id, answer.destination));
+    if (!document.ok()) {
+      return Status::Internal("a stored answer does not decrypt");
+    }
+    answer.document = std::move(document).value();
+    try {
+      answer.decision = header->at("decision").get<std::string>();
+      answer.codes = header->at("codes").get<std::vector<std::string>>();
+      answer.received_ms = header->at("received_ms").get<std::int64_t>();
+    } catch (const json::exception&) {
+      return Status::Internal("a stored answer misses a field");
+    }
+    answers.push_back(std::move(answer));
+  }
+  PSL_RETURN_IF_ERROR(FromRocks(it->status(), "reading answers"));
+  return answers;
+}
+
+StatusOr<MessagePage> RocksDbStore::List(std::string_view practice_nihii,
+                                         const MessageFilter& filter, const PageRequest& page) {
+  const std::size_t limit = ClampLimit(page.limit, 1000);
+  const std::string prefix = Join({practice_nihii, ""});
+  std::string start = prefix;
+  if (!page.after.empty()) {
+    if (!HexDecode(page.after, &start) || !StartsWith(start, prefix)) {
+      return Status::Malformed("the page cursor is not valid for this listing");
+    }
+  }
+  MessagePage result;
+  std::string last_key;
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(rocksdb::ReadOptions(), handles_[kPracticeIndex]));
+  it->Seek(start);
+  if (!page.after.empty() && it->Valid() && View(it->key()) == start) {
+    it->Next();
+  }
+  for (; it->Valid() && StartsWith(it->key(), prefix); it->Next()) {
+    std::string_view key = View(it->key());
+    const auto accepted =
+        INT64_MAX - static_cast<std::int64_t>(ReadBigEndian64(key.substr(prefix.size())));
+    if (accepted >= filter.accepted_to_ms) {
+      continue;
+    }
+    if (accepted < filter.accepted_from_ms) {
+      break;
+    }
+    if (result.records.size() == limit) {
+      result.next_cursor = HexEncode(last_key);
+      break;
+    }
+    StatusOr<MessageRecord> record = Get(key.substr(prefix.size() + 9));
+    if (!record.ok()) {
+      return record.status();
+    }
+    if (filter.state && record->state != *filter.state) {
+      continue;
+    }
+    if (!filter.flow_kind.empty() && record->flow_kind != filter.flow_kind) {
+      continue;
+    }
+    if (!filter.destination.empty() && FindDelivery(*record, filter.destination) == nullptr) {
+      continue;
+    }
+    result.records.push_back(std::move(record).value());
+    last_key = std::string(key);
+  }
+  PSL_RETURN_IF_ERROR(FromRocks(it->status(), "listing messages"));
+  return result;
+}
+
+StatusOr<DeadLetterPage> RocksDbStore::DeadLetters(const PageRequest& page) {
+  const std::size_t limit = ClampLimit(page.limit, 1000);
+  std::string start;
+  if (!page.after.empty() && !HexDecode(page.after, &start)) {
+    return Status::Malformed("the page cursor is not valid for this listing");
+  }
+  DeadLetterPage result;
+  std::string last_key;
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(rocksdb::ReadOptions(), handles_[kDeadLetters]));
+  it->Seek(start);
+  if (!page.after.empty() && it->Valid() && View(it->key()) == start) {
+    it->Next();
+  }
+  for (; it->Valid(); it->Next()) {
+    std::string_view key = View(it->key());
+    if (result.letters.size() == limit) {
+      result.next_cursor = HexEncode(last_key);
+      break;
+    }
+    std::size_t nul = key.find('\0');
+    if (nul == std::string_view::npos) {
+      return Status::Internal("a dead-letter key is malformed");
+    }
+    StatusOr<json> j = DecodeJson(View(it->value()), "dead letter");
+    if (!j.ok()) {
+      return j.status();
+    }
+    store::DeadLetter letter;
+    letter.message_id = std::string(key.substr(0, nul));
+    letter.destination = std::string(key.substr(nul + 1));
+    letter.reason = j->value("reason", "");
+    letter.time_ms = j->value("time_ms", std::int64_t{0});
+    result.letters.push_back(std::move(letter));
+    last_key = std::string(key);
+  }
+  PSL_RETURN_IF_ERROR(FromRocks(it->status(), "listing dead letters"));
+  return result;
+}
+
+StatusOr<QueueStats> RocksDbStore::Stats(std::string_view destination) {
+  QueueStats stats;
+  const std::string prefix = QueuePrefix(destination);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), handles_[kQueue]));
+  for (it->Seek(prefix); it->Valid() && StartsWith(it->key(), prefix); it->Next()) {
+    ++stats.depth;
+    std::string_view key = View(it->key());
+    if (key.size() < prefix.size() + 9) {
+      continue;
+    }
+    StatusOr<MessageRecord> record = Get(key.substr(prefix.size() + 9));
+    if (!record.ok()) {
+      continue;  // metrics tolerate a racing transition
+    }
+    if (stats.oldest_accepted_ms == 0 || record->accepted_ms < stats.oldest_accepted_ms) {
+      stats.oldest_accepted_ms = record->accepted_ms;
+    }
+  }
+  PSL_RETURN_IF_ERROR(FromRocks(it->status(), "scanning the queue"));
+  return stats;
+}
+
+StatusOr<PurgeResult> RocksDbStore::PurgeDelivered(TimePoint now) {
+  const std::int64_t cutoff = ToEpochMs(now) - options_.delivered_retention.count();
+  // Candidates are found outside the commit stage and re-checked inside it (a replay may race).
+  std::vector<std::string> candidates;
+  {
+    std::unique_ptr<rocksdb::Iterator> it(
+        db_->NewIterator(rocksdb::ReadOptions(), handles_[kMessages]));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      StatusOr<MessageRecord> record = DecodeRecord(View(it->value()));
+      if (!record.ok()) {
+        return record.status();
+      }
+      if (!record->payload_purged && record->finished_ms != 0 && record->finished_ms <= cutoff) {
+        candidates.push_back(record->id);
+      }
+    }
+    PSL_RETURN_IF_ERROR(FromRocks(it->status(), "scanning messages"));
+  }
+  PurgeResult result;
+  if (candidates.empty()) {
+    return result;
+  }
+  Status status = Submit(false, [&](GroupContext& ctx) -> Status {
+    result.payloads_purged = 0;
+    for (const std::string& id : candidates) {
+      StatusOr<MessageRecord> record = ctx.GetRecord(id);
+      if (!record.ok()) {
+        return record.status();
+      }
+      if (record->payload_purged || record->finished_ms == 0 || record->finished_ms > cutoff) {
+        continue;
+      }
+      record->payload_purged = true;
+      PSL_RETURN_IF_ERROR(ctx.PutRecord(*record));
+      PSL_RETURN_IF_ERROR(ctx.Delete(kPayloads, id));
+      ++result.payloads_purged;
+    }
+    AuditEvent event;
+    event.kind = "payloads-purged";
+    event.actor = "gateway";
+    event.outcome_codes = {"count:" + std::to_string(result.payloads_purged)};
+    return ctx.Seal(std::move(event)).status();
+  });
+  if (!status.ok()) {
+    return status;
+  }
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------------
+// AuditLog.
+
+StatusOr<AuditEvent> RocksDbStore::Append(AuditEvent event) {
+  if (event.kind.empty()) {
+    return Status::Invalid("an audit event needs a kind");
+  }
+  AuditEvent sealed;
+  Status status = Submit(true, [&](GroupContext& ctx) -> Status {
+    StatusOr<AuditEvent> result = ctx.Seal(event);
+    if (!result.ok()) {
+      return result.status();
+    }
+    sealed = std::move(result).value();
+    return Status::Ok();
+  });
+  if (!status.ok()) {
+    return status;
+  }
+  return sealed;
+}
+
+StatusOr<AuditPage> RocksDbStore::Query(const AuditQuery& query, const PageRequest& page) {
+  const std::size_t limit = ClampLimit(page.limit, 10000);
+  const AuditIndexScan scan = PlanAuditIndexScan(query);
+  std::string start = scan.lower;
+  if (!page.after.empty()) {
+    if (!HexDecode(page.after, &start) || start < scan.lower || start >= scan.upper) {
+      return Status::Malformed("the audit cursor is not valid for this query");
+    }
+  }
+  AuditPage result;
+  std::string last_key;
+  rocksdb::Slice upper(scan.upper);
+  rocksdb::ReadOptions read_options;
+  read_options.iterate_upper_bound = &upper;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read_options, handles_[kAuditIndex]));
+  it->Seek(start);
+  if (!page.after.empty() && it->Valid() && View(it->key()) == start) {
+    it->Next();
+  }
+  for (; it->Valid(); it->Next()) {
+    StatusOr<AuditIndexEntry> entry = ParseAuditIndexKey(View(it->key()));
+    if (!entry.ok()) {
+      return Status::Internal("an audit index key is malformed");
+    }
+    std::string encoded;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), handles_[kAudit],
+                                 AuditEventKey(entry->sequence), &encoded);
+    if (s.IsNotFound()) {
+      continue;  // purged by retention
+    }
+    PSL_RETURN_IF_ERROR(FromRocks(s, "reading an audit event"));
+    StatusOr<AuditEvent> event = DecodeAuditEvent(encoded);
+    if (!event.ok()) {
+      return Status::Internal("a stored audit event does not decode");
+    }
+    if (!AuditQueryMatches(query, *event)) {
+      continue;
+    }
+    if (result.events.size() == limit) {
+      result.next_cursor = HexEncode(last_key);
+      break;
+    }
+    result.events.push_back(std::move(event).value());
+    last_key = std::string(View(it->key()));
+  }
+  PSL_RETURN_IF_ERROR(FromRocks(it->status(), "querying the audit log"));
+  return result;
+}
+
+AuditHead RocksDbStore::Head() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return head_;
+}
+
+Status RocksDbStore::ScanAudit(const std::function<bool(std::uint64_t, std::string_view)>& fn,
+                               const std::function<bool(std::string_view)>& checkpoint_fn) {
+  {
+    std::unique_ptr<rocksdb::Iterator> it(
+        db_->NewIterator(rocksdb::ReadOptions(), handles_[kAudit]));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      if (!fn(ReadBigEndian64(View(it->key())), View(it->value()))) {
+        return Status::Ok();
+      }
+    }
+    PSL_RETURN_IF_ERROR(FromRocks(it->status(), "scanning the audit log"));
+  }
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(rocksdb::ReadOptions(), handles_[kAuditCheckpoints]));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    if (!checkpoint_fn(View(it->value()))) {
+      return Status::Ok();
+    }
+  }
+  return FromRocks(it->status(), "scanning the audit checkpoints");
+}
+
+StatusOr<AuditVerifyReport> RocksDbStore::Verify() {
+  AuditChainVerifier verifier;
+  std::string anchor;
+  PSL_RETURN_IF_ERROR(AuditAnchor(&anchor));
+  if (!anchor.empty()) {
+    verifier.StartAtCheckpoint(anchor);
+  }
+  PSL_RETURN_IF_ERROR(ScanAudit(
+      [&](std::uint64_t sequence, std::string_view encoded) {
+        verifier.AddEvent(sequence, encoded);
+        return true;
+      },
+      [&](std::string_view encoded) {
+        if (encoded != anchor)
+          verifier.AddCheckpoint(encoded);
+        return true;
+      }));
+  return verifier.Finish();
+}
+
+Status RocksDbStore::AuditAnchor(std::string* encoded_checkpoint) {
+  encoded_checkpoint->clear();
+  std::string sequence;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), handles_[kMeta], "audit_anchor", &sequence);
+  if (s.IsNotFound()) {
+    return Status::Ok();
+  }
+  PSL_RETURN_IF_ERROR(FromRocks(s, "reading the audit anchor"));
+  s = db_->Get(rocksdb::ReadOptions(), handles_[kAuditCheckpoints], sequence, encoded_checkpoint);
+  if (s.IsNotFound()) {
+    return Status::Internal("the audit anchor checkpoint is missing");
+  }
+  return FromRocks(s, "reading the audit anchor");
+}
+
+StatusOr<PurgeResult> RocksDbStore::PurgeAudit(TimePoint cutoff) {
+  if (options_.checkpoint_identity == nullptr) {
+    return Status::FailedPrecondition(
+        "purging audit events needs a checkpoint identity to sign the anchor of the kept log");
+  }
+  const std::int64_t cutoff_ms = ToEpochMs(cutoff);
+  PurgeResult result;
+  Status status = Submit(false, [&](GroupContext& ctx) -> Status {
+    result.audit_events_purged = 0;
+    std::vector<AuditEvent> purged;
+    AuditHead anchor;
+    bool have_anchor = false;
+    {
+      std::unique_ptr<rocksdb::Iterator> it = ctx.NewIterator(kAudit);
+      for (it->SeekToFirst(); it->Valid(); it->Next()) {
+        StatusOr<AuditEvent> event = DecodeAuditEvent(View(it->value()));
+        if (!event.ok()) {
+          return Status::Internal("a stored audit event does not decode");
+        }
+        // Events are time-ordered in practice; the kept log must stay a contiguous suffix.
+        if (event->time_ms >= cutoff_ms) {
+          anchor = {event->sequence - 1, event->prev_hash};
+          have_anchor = true;
+          break;
+        }
+        purged.push_back(std::move(event).value());
+      }
+      PSL_RETURN_IF_ERROR(FromRocks(it->status(), "scanning the audit log"));
+    }
+    if (purged.empty()) {
+      return Status::Ok();
+    }
+    if (!have_anchor) {
+      // Every stored event is older than the cutoff: keep the newest so the head stays provable.
+      AuditEvent last = std::move(purged.back());
+      purged.pop_back();
+      anchor = {last.sequence - 1, last.prev_hash};
+      if (purged.empty()) {
+        return Status::Ok();
+      }
+    }
+    for (const AuditEvent& e : purged) {
+      PSL_RETURN_IF_ERROR(ctx.Delete(kAudit, AuditEventKey(e.sequence)));
+      for (const std::string& key : AuditIndexKeysFor(e)) {
+        PSL_RETURN_IF_ERROR(ctx.Delete(kAuditIndex, key));
+      }
+    }
+    {
+      std::unique_ptr<rocksdb::Iterator> it = ctx.NewIterator(kAuditCheckpoints);
+      std::vector<std::string> stale;
+      for (it->SeekToFirst(); it->Valid(); it->Next()) {
+        if (ReadBigEndian64(View(it->key())) >= anchor.sequence) {
+          break;
+        }
+        stale.emplace_back(View(it->key()));
+      }
+      PSL_RETURN_IF_ERROR(FromRocks(it->status(), "scanning the audit checkpoints"));
+      it.reset();
+      for (const std::string& key : stale) {
+        PSL_RETURN_IF_ERROR(ctx.Delete(kAuditCheckpoints, key));
+      }
+    }
+    StatusOr<AuditCheckpoint> checkpoint =
+        SignCheckpoint(anchor, ctx.now_ms(), *options_.checkpoint_identity);
+    if (!checkpoint.ok()) {
+      return checkpoint.status();
+    }
+    PSL_RETURN_IF_ERROR(
+        ctx.Put(kAuditCheckpoints, AuditEventKey(anchor.sequence), EncodeCheckpoint(*checkpoint)));
+    PSL_RETURN_IF_ERROR(ctx.Put(kMeta, "audit_anchor", AuditEventKey(anchor.sequence)));
+    result.audit_events_purged = purged.size();
+    AuditEvent event;
+    event.kind = "audit-purged";
+    event.actor = "gateway";
+    event.outcome_codes = {"first-kept:" + std::to_string(anchor.sequence + 1),
+                           "count:" + std::to_string(purged.size())};
+    return ctx.Seal(std::move(event)).status();
+  });
+  if (!status.ok()) {
+    return status;
+  }
+  return result;
+}
+
+Status RocksDbStore::WriteHealth() {
+  if (needs_resume_) {
+    return Status::Unavailable("the store refuses writes after a failed write; reopen it");
+  }
+  return Status::Ok();
+}
+
+std::size_t RocksDbStore::pending_writers() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return writers_.size();
+}
+
+CommitStageStats RocksDbStore::commit_stats() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stats_;
+}
+
+}  // namespace psl::store

@@ -1,0 +1,264 @@
+// The store's seams (DESIGN.md "Store", "Audit"): DurableQueue holds accepted messages, their
+// per-destination queue entries, idempotency records, answers and dead letters; AuditLog is the
+// hash-chained audit trail. RocksDbStore (rocksdb_store.h) implements both durably; MemoryStore
+// (memory_store.h) is the in-memory fake for gateway unit tests.
+//
+// Contract shared by every implementation:
+// - Every state transition (Commit, LeaseNext, Ack, Nack, DeadLetter, Replay) is one atomic write
+//   carrying its sealed AuditEvent; a call returns OK only after that write is durable (synced).
+// - kUnavailable: nothing was written (a write or sync error, the store is in a background-error
+//   state, or free disk space is below the reserve — which refuses only new work: Commit, Replay,
+//   Append; queue transitions and purges still run so the queue drains). The caller answers 503 /
+//   retries later; the store never retries a failed write into a success. After a failed write
+//   the outcome of that write is unknown to the caller (it may reappear after a restart if the
+//   bytes reached the disk): clients retry with the same idempotency key.
+// - kConflict: an idempotency key reused with another body, a message id that already exists, or a
+//   stale lease (its queue entry was moved by someone else).
+// - kNotFound: no such message / answer / dead letter.
+// - Status messages never contain patient data (no NISS, no payload bytes): only ids and codes.
+// - All methods are thread-safe; values returned are copies owned by the caller.
+// Times are Unix epoch milliseconds in stored records and std::chrono time points in arguments.
+#ifndef PSL_STORE_STORE_H_
+#define PSL_STORE_STORE_H_
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/status.h"
+#include "store/audit.h"
+
+namespace psl::store {
+
+using TimePoint = std::chrono::system_clock::time_point;
+
+// Epoch milliseconds <-> time points (the stored representation).
+std::int64_t ToEpochMs(TimePoint t);
+TimePoint FromEpochMs(std::int64_t ms);
+
+enum class MessageState { kQueued, kDelivering, kRetrying, kAnswered, kDead };
+// "queued", "delivering", "retrying", "answered", "dead".
+std::string_view MessageStateName(MessageState state);
+std::optional<MessageState> ParseMessageState(std::string_view name);
+
+// What the gateway hands to Commit after decode, route and sign.
+struct NewMessage {
+  std::string id;              // unique message id chosen by the gateway (e.g. a UUID); not empty
+  std::string practice_nihii;  // the authenticated practice
+  std::string flow_kind;       // enrolment | claim | amu
+  std::string operation;       // flow operation, e.g. "register", "invoice"
+  std::vector<std::string> destinations;  // insurer codes; one queue entry each; at least one
+  std::string idempotency_key;            // "" = none (no de-duplication)
+  std::string body_sha256;                // hex digest of the request body (idempotency check)
+  std::string payload;                    // the signed payload; encrypted at rest
+  std::string payload_sha256;             // hex digest of `payload` (audit); computed when ""
+  std::string patient_pseudonym;          // PatientPseudonym(...) or ""
+  std::string actor;                      // audit actor; "practice:<nihii>" when ""
+};
+
+enum class CommitOutcome {
+  kCommitted,  // new message written
+  kDuplicate,  // same practice + idempotency key + body: the original id, nothing written
+};
+
+struct CommitResult {
+  std::string id;  // the new id, or the original one for a duplicate
+  CommitOutcome outcome = CommitOutcome::kCommitted;
+};
+
+// Progress of a message towards one destination.
+struct Delivery {
+  std::string destination;
+  MessageState state = MessageState::kQueued;
+  std::uint32_t attempts = 0;        // leases taken so far
+  std::int64_t next_attempt_ms = 0;  // due time of its queue entry (lease expiry while delivering)
+  std::string last_error;            // from the last Nack / DeadLetter ("" when none)
+};
+
+// The stored record of a message (no payload: see DurableQueue::Payload).
+struct MessageRecord {
+  std::string id;
+  std::string practice_nihii;
+  std::string flow_kind;
+  std::string operation;
+  std::vector<Delivery> deliveries;  // one per destination, in NewMessage order
+  // Aggregate over deliveries: delivering > retrying > queued > dead > answered (the first that
+  // any delivery is in); attempts summed; next attempt the earliest pending; last error the latest.
+  MessageState state = MessageState::kQueued;
+  std::uint32_t attempts = 0;
+  std::int64_t next_attempt_ms = 0;
+  std::string last_error;
+  std::int64_t accepted_ms = 0;
+  std::int64_t finished_ms = 0;  // when the last delivery became answered/dead; 0 while pending
+  std::string idempotency_key;
+  std::string body_sha256;
+  std::string payload_sha256;
+  std::string patient_pseudonym;
+  bool payload_purged = false;  // retention removed the payload
+};
+
+// A delivery leased by a worker. The lease is valid until `expires_ms`; afterwards the entry is due
+// again and another LeaseNext may take it (then this lease is stale).
+struct Lease {
+  std::string message_id;
+  std::string destination;
+  std::int64_t expires_ms = 0;  // identifies the queue entry together with destination and id
+  std::uint32_t attempt = 0;    // 1 for the first delivery attempt
+  std::string practice_nihii;
+  std::string flow_kind;
+  std::string operation;
+  std::string payload;  // decrypted signed payload
+};
+
+// The insurer's answer, as recorded by Ack.
+struct NewAnswer {
+  std::string document;            // the answer document bytes; encrypted at rest
+  std::string decision;            // e.g. "accepted", "refused", "partially-accepted"
+  std::vector<std::string> codes;  // MyCareNet / business codes (no patient data)
+};
+
+struct StoredAnswer {
+  std::string message_id;
+  std::string destination;
+  std::string document;  // decrypted
+  std::string decision;
+  std::vector<std::string> codes;
+  std::int64_t received_ms = 0;
+};
+
+struct DeadLetter {
+  std::string message_id;
+  std::string destination;
+  std::string reason;
+  std::int64_t time_ms = 0;
+};
+
+// Paging: pass the previous page's `next_cursor` as `after`; an empty next_cursor is the last page.
+struct PageRequest {
+  std::string after;
+  std::size_t limit = 50;  // 1..1000
+};
+
+struct MessageFilter {
+  std::optional<MessageState> state;        // aggregate state
+  std::string flow_kind;                    // "" = any
+  std::string destination;                  // "" = any
+  std::int64_t accepted_from_ms = 0;        // inclusive
+  std::int64_t accepted_to_ms = INT64_MAX;  // exclusive
+};
+
+struct MessagePage {
+  std::vector<MessageRecord> records;  // newest accepted first
+  std::string next_cursor;
+};
+
+struct DeadLetterPage {
+  std::vector<DeadLetter> letters;  // by message id
+  std::string next_cursor;
+};
+
+struct QueueStats {
+  std::uint64_t depth = 0;              // entries (due or not, leased or not) for the destination
+  std::int64_t oldest_accepted_ms = 0;  // accepted time of the oldest pending message; 0 if empty
+};
+
+struct PurgeResult {
+  std::uint64_t payloads_purged = 0;
+  std::uint64_t audit_events_purged = 0;
+};
+
+class DurableQueue {
+ public:
+  DurableQueue() = default;
+  DurableQueue(const DurableQueue&) = delete;
+  DurableQueue& operator=(const DurableQueue&) = delete;
+  virtual ~DurableQueue() = default;
+
+  // Writes message + encrypted payload + a queue entry per destination (due now) + idempotency
+  // record + sealed "accepted" audit event, durably, in one batch. Same practice + key + body as an
+  // earlier commit: kDuplicate with the original id, nothing written. Errors: kInvalid (missing id,
+  // practice or destination), kConflict (key reused with another body, or id exists),
+  // kUnavailable (nothing written).
+  virtual StatusOr<CommitResult> Commit(NewMessage message) = 0;
+
+  // The first entry of `destination` with due time <= now, leased until now + lease_for
+  // (attempts+1, state delivering, audit "attempt"); nullopt when nothing is due. A worker that
+  // crashes simply lets the lease expire. Errors: kUnavailable.
+  virtual StatusOr<std::optional<Lease>> LeaseNext(std::string_view destination, TimePoint now,
+                                                   std::chrono::milliseconds lease_for) = 0;
+
+  // Records the answer, removes the queue entry; the delivery becomes answered (audit "answered").
+  // Errors: kConflict (stale lease), kNotFound (no such message), kUnavailable.
+  virtual Status Ack(const Lease& lease, NewAnswer answer) = 0;
+
+  // Moves the entry to `next_attempt_at`; the delivery becomes retrying (audit "retry" with
+  // `error`, which must hold no patient data). Errors: as Ack.
+  virtual Status Nack(const Lease& lease, TimePoint next_attempt_at, std::string_view error) = 0;
+
+  // Removes the entry and writes a dead letter; the delivery becomes dead (audit "dead-lettered").
+  // Errors: as Ack.
+  virtual Status DeadLetter(const Lease& lease, std::string_view reason) = 0;
+
+  // Every dead delivery of message `id` goes back to queued, due now; its dead letters are removed
+  // (audit "replayed" by `actor`). Errors: kNotFound (no dead letter for id), kFailedPrecondition
+  // (payload already purged), kUnavailable.
+  virtual Status Replay(std::string_view id, std::string_view actor) = 0;
+
+  // Reads (not audited here: the caller audits auditor queries through AuditLog::Append).
+  virtual StatusOr<MessageRecord> Get(std::string_view id) = 0;
+  // kNotFound also when the payload was purged by retention.
+  virtual StatusOr<std::string> Payload(std::string_view id) = 0;
+  // Answers recorded so far (empty when none); kNotFound when the message does not exist.
+  virtual StatusOr<std::vector<StoredAnswer>> Answers(std::string_view id) = 0;
+  virtual StatusOr<MessagePage> List(std::string_view practice_nihii, const MessageFilter& filter,
+                                     const PageRequest& page) = 0;
+  virtual StatusOr<DeadLetterPage> DeadLetters(const PageRequest& page) = 0;
+  virtual StatusOr<QueueStats> Stats(std::string_view destination) = 0;
+
+  // Deletes the payloads of messages answered or dead for longer than the configured retention
+  // (records and answers stay). Errors: kUnavailable.
+  virtual StatusOr<PurgeResult> PurgeDelivered(TimePoint now) = 0;
+};
+
+struct AuditPage {
+  std::vector<AuditEvent> events;  // ascending time, then sequence (sealed events, with hash)
+  std::string next_cursor;         // "" on the last page
+};
+
+class AuditLog {
+ public:
+  AuditLog() = default;
+  AuditLog(const AuditLog&) = delete;
+  AuditLog& operator=(const AuditLog&) = delete;
+  virtual ~AuditLog() = default;
+
+  // Seals `event` (sequence, prev_hash, hash) and writes it durably, through the same commit stage
+  // as the queue's transitions. time_ms 0 is replaced by the store's clock. Returns the sealed
+  // event. Errors: kInvalid (no kind), kUnavailable.
+  virtual StatusOr<AuditEvent> Append(AuditEvent event) = 0;
+
+  // Auditors' query (AuditQuery of audit.h: every set criterion holds, time bounds inclusive) over
+  // the indexes. Errors: kMalformed (a cursor from another query), kUnavailable.
+  virtual StatusOr<AuditPage> Query(const AuditQuery& query, const PageRequest& page) = 0;
+
+  // The last sealed event (sequence 0 for an empty log).
+  virtual AuditHead Head() = 0;
+
+  // Streams every stored event (sequence order) then every checkpoint into an AuditChainVerifier.
+  virtual StatusOr<AuditVerifyReport> Verify() = 0;
+
+  // Deletes the events older than `cutoff` (a prefix of the log; the newest event is always kept)
+  // while keeping the chain verifiable: a signed checkpoint at the last purged sequence anchors the
+  // first kept event (AuditChainVerifier::StartAtCheckpoint). Errors: kFailedPrecondition (no
+  // checkpoint identity to sign the anchor), kUnavailable.
+  virtual StatusOr<PurgeResult> PurgeAudit(TimePoint cutoff) = 0;
+};
+
+}  // namespace psl::store
+
+#endif  // PSL_STORE_STORE_H_
