@@ -1,5 +1,8 @@
 #include "base/status.h"
 
+#include <cstdio>
+#include <cstdlib>
+
 namespace psl {
 
 std::string_view StatusCodeName(StatusCode code) {
@@ -31,6 +34,15 @@ std::string_view StatusCodeName(StatusCode code) {
   }
   return "internal";
 }
+
+namespace internal {
+
+void DieOnValueOfError(const std::string& status) {
+  std::fprintf(stderr, "fatal: StatusOr::value() on an error: %s\n", status.c_str());
+  std::abort();
+}
+
+}  // namespace internal
 
 std::string Status::ToString() const {
   if (ok())

@@ -31,6 +31,10 @@ enum class StatusCode {
 
 std::string_view StatusCodeName(StatusCode code);
 
+namespace internal {
+[[noreturn]] void DieOnValueOfError(const std::string& status);
+}  // namespace internal
+
 class [[nodiscard]] Status {
  public:
   Status() = default;  // OK
@@ -64,7 +68,9 @@ class [[nodiscard]] Status {
   std::string message_;
 };
 
-// Either a value or a non-OK Status. Accessing value() of an error is a bug (asserted).
+// Either a value or a non-OK Status. Accessing value() of an error is a bug: release-fatal (the
+// process aborts with the status on stderr) rather than undefined or an exception on the message
+// path.
 template <typename T>
 class [[nodiscard]] StatusOr {
  public:
@@ -80,15 +86,29 @@ class [[nodiscard]] StatusOr {
     static const Status kOkStatus;
     return ok() ? kOkStatus : std::get<Status>(v_);
   }
-  T& value() & { return std::get<T>(v_); }
-  const T& value() const& { return std::get<T>(v_); }
-  T&& value() && { return std::get<T>(std::move(v_)); }
+  T& value() & {
+    CheckOk();
+    return *std::get_if<T>(&v_);
+  }
+  const T& value() const& {
+    CheckOk();
+    return *std::get_if<T>(&v_);
+  }
+  T&& value() && {
+    CheckOk();
+    return std::move(*std::get_if<T>(&v_));
+  }
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
   T& operator*() & { return value(); }
   const T& operator*() const& { return value(); }
 
  private:
+  void CheckOk() const {
+    if (!ok()) {
+      internal::DieOnValueOfError(std::get_if<Status>(&v_)->ToString());
+    }
+  }
   std::variant<Status, T> v_;
 };
 

@@ -41,6 +41,11 @@ TEST(StatusTest, StatusOrRefusesAnOkStatusAsError) {
   EXPECT_EQ(s.status().code(), StatusCode::kInternal);
 }
 
+TEST(StatusDeathTest, ValueOfAnErrorAbortsWithTheStatus) {
+  StatusOr<int> bad = Half(3);
+  EXPECT_DEATH((void)bad.value(), "StatusOr::value\\(\\) on an error: invalid: odd");
+}
+
 TEST(StatusTest, ReturnIfErrorPropagates) {
   EXPECT_TRUE(Chain(2).ok());
   EXPECT_EQ(Chain(1).code(), StatusCode::kInvalid);

@@ -62,7 +62,8 @@ struct RocksDbStoreOptions {
 
   // New work (Commit, Append, Replay) is refused with kUnavailable while the free space of the DB
   // directory is below this many bytes. Default 256 MiB. Queue transitions and purges still run
-  // (they are small and free space).
+  // (they are small and free space). Keep it at 64 MiB or more outside tests: RocksDB's own
+  // writes between two checks (WAL preallocation, a memtable flush, the MANIFEST) must fit in it.
   std::uint64_t disk_reserve_bytes = 256ull << 20;
   // Free bytes of the file system holding `path`; null = statvfs. Tests simulate a full disk.
   std::function<StatusOr<std::uint64_t>(const std::filesystem::path&)> free_space_probe;
