@@ -377,6 +377,65 @@ StatusOr<std::string> ReadPseudonymKeyFile(const std::string& path) {
 
 AuditChain::AuditChain(AuditHead head) : head_(std::move(head)) {}
 
+PreparedAuditEvent PrepareAuditEvent(AuditEvent event) {
+  PreparedAuditEvent prepared;
+  event.sequence = 0;
+  event.prev_hash.clear();
+  event.hash.clear();
+  // Values are JSON-escaped, so the quoted key markers below can only be the structure itself;
+  // prev_hash and sequence are the last string and the next-to-last field in sorted order.
+  const std::string canonical = EncodeAuditEvent(event);
+  constexpr std::string_view kPrev = "\"prev_hash\":\"";
+  constexpr std::string_view kSequence = "\",\"sequence\":0";
+  constexpr std::string_view kInsurer = ",\"insurer\":\"";
+  const std::size_t prev = canonical.rfind(kPrev);
+  const std::size_t sequence = canonical.find(kSequence, prev);
+  prepared.head = canonical.substr(0, prev + kPrev.size());
+  prepared.hash_at = canonical.find(kInsurer);
+  prepared.middle = "\",\"sequence\":";
+  prepared.tail = canonical.substr(sequence + kSequence.size());
+  prepared.event = std::move(event);
+  return prepared;
+}
+
+void AuditChain::SealPrepared(const PreparedAuditEvent& prepared, AuditEvent* sealed,
+                              std::string* stored) {
+  const std::uint64_t sequence = head_.sequence + 1;
+  const std::string sequence_text = std::to_string(sequence);
+  std::string input;
+  input.reserve(head_.hash.size() * 2 + prepared.head.size() + prepared.tail.size() + 32);
+  input.append(head_.hash)
+      .append(prepared.head)
+      .append(head_.hash)
+      .append(prepared.middle)
+      .append(sequence_text)
+      .append(prepared.tail);
+  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
+  unsigned int size = 0;
+  std::string hash;
+  if (EVP_Digest(input.data(), input.size(), digest.data(), &size, EVP_sha256(), nullptr) == 1) {
+    hash = Hex(digest.data(), size);
+  } else {
+    DrainOpenSslErrors();  // "" never equals a stored hash: verification fails safe
+  }
+  *sealed = prepared.event;
+  sealed->sequence = sequence;
+  sealed->prev_hash = head_.hash;
+  sealed->hash = hash;
+  stored->clear();
+  stored->reserve(input.size() + 80);
+  stored->append(prepared.head, 0, prepared.hash_at)
+      .append(",\"hash\":\"")
+      .append(hash)
+      .append("\"")
+      .append(prepared.head, prepared.hash_at)
+      .append(head_.hash)
+      .append(prepared.middle)
+      .append(sequence_text)
+      .append(prepared.tail);
+  head_ = AuditHead{sequence, std::move(hash)};
+}
+
 AuditEvent AuditChain::Seal(AuditEvent event) {
   event.sequence = head_.sequence + 1;
   event.prev_hash = head_.hash;

@@ -92,11 +92,30 @@ struct AuditHead {
   std::string hash;            // its hash; 64 zeros for an empty log
 };
 
+// An event encoded ahead of sealing, so that the serial commit stage only hashes and
+// concatenates (the JSON encoding runs in the caller's thread). The canonical encoding is
+// `head + prev_hash + middle + sequence + tail`, and the stored form inserts `,"hash":"<hash>"`
+// at `hash_at` of `head` (keys stay sorted: "hash" follows "flow_kind"). Produced by
+// PrepareAuditEvent only; AuditChain::SealPrepared gives exactly the bytes and hash that
+// Seal + EncodeStoredAuditEvent would.
+struct PreparedAuditEvent {
+  AuditEvent event;  // sequence, prev_hash and hash still unset
+  std::string head;
+  std::size_t hash_at = 0;
+  std::string middle;
+  std::string tail;
+};
+// `event.time_ms` must be set (the stage cannot change it without re-encoding).
+PreparedAuditEvent PrepareAuditEvent(AuditEvent event);
+
 class AuditChain {
  public:
   explicit AuditChain(AuditHead head);
   // Assigns sequence and prev_hash, computes hash, advances the head; returns the sealed event.
   AuditEvent Seal(AuditEvent event);
+  // The same for a prepared event: fills `sealed` (with sequence, prev_hash and hash) and sets
+  // *stored to its EncodeStoredAuditEvent bytes.
+  void SealPrepared(const PreparedAuditEvent& prepared, AuditEvent* sealed, std::string* stored);
   // Restores the head to `head` (after a batch that failed to commit).
   void Reset(AuditHead head) { head_ = std::move(head); }
   const AuditHead& head() const { return head_; }

@@ -322,6 +322,31 @@ TEST_F(AuditChainTest, SealAssignsSequenceAndLinksToThePreviousHash) {
   EXPECT_EQ(chain.Seal(SampleEvent()).hash, second.hash);
 }
 
+TEST_F(AuditChainTest, PreparedEventsSealToTheSameBytesAndHashes) {
+  AuditChain plain(AuditHead{0, std::string(kZeroAuditHash)});
+  AuditChain prepared(AuditHead{0, std::string(kZeroAuditHash)});
+  std::vector<AuditEvent> events;
+  AuditEvent odd = SampleEvent();
+  odd.actor = "ops:\"quoted\",\"prev_hash\":\"x";  // key-like text inside a value
+  odd.insurer = ",\"insurer\":\"";
+  odd.outcome_codes = {"202", "\u00e9t\xc3\xa9"};
+  AuditEvent empty;
+  empty.kind = "denied";
+  empty.time_ms = 1;
+  for (const AuditEvent& event : {SampleEvent(), odd, empty, SampleEvent()}) {
+    const AuditEvent expected = plain.Seal(event);
+    AuditEvent sealed;
+    std::string stored;
+    prepared.SealPrepared(PrepareAuditEvent(event), &sealed, &stored);
+    EXPECT_EQ(sealed.sequence, expected.sequence);
+    EXPECT_EQ(sealed.prev_hash, expected.prev_hash);
+    EXPECT_EQ(sealed.hash, expected.hash);
+    EXPECT_EQ(stored, EncodeStoredAuditEvent(expected));
+  }
+  EXPECT_EQ(prepared.head().hash, plain.head().hash);
+  EXPECT_EQ(prepared.head().sequence, 4u);
+}
+
 TEST_F(AuditChainTest, AHundredSealedEventsWithCheckpointsVerify) {
   Build(100);
   const AuditVerifyReport report = Verify({Checkpoint(50), Checkpoint(100), Checkpoint(0)});

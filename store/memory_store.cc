@@ -144,8 +144,13 @@ Status MemoryStore::Ack(const Lease& lease, NewAnswer answer) {
   std::vector<std::string> codes{answer.decision};
   codes.insert(codes.end(), answer.codes.begin(), answer.codes.end());
   answers_[{lease.message_id, lease.destination}] =
-      StoredAnswer{lease.message_id,           lease.destination,       std::move(answer.document),
-                   std::move(answer.decision), std::move(answer.codes), now_ms};
+      StoredAnswer{lease.message_id,
+                   lease.destination,
+                   std::move(answer.document),
+                   std::move(answer.decision),
+                   std::move(answer.codes),
+                   std::move(answer.insurer_reference),
+                   now_ms};
   SealLocked(EventFor(*record, "answered", lease.destination, std::move(codes), "gateway"));
   return Status::Ok();
 }

@@ -3,6 +3,9 @@
 #include <rocksdb/db.h>
 #include <rocksdb/env.h>
 #include <rocksdb/file_system.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/slice_transform.h>
+#include <rocksdb/table.h>
 #include <rocksdb/utilities/write_batch_with_index.h>
 #include <rocksdb/write_batch.h>
 #include <sys/statvfs.h>
@@ -55,6 +58,22 @@ constexpr const char* kCfNames[kCfCount] = {
 constexpr std::string_view kFormatVersion = "1";
 constexpr std::string_view kKeyCheckPlaintext = "passerelle payload key check";
 constexpr std::string_view kKeyCheckAad = "meta:key-check";
+
+// Keys whose last `suffix` bytes are an increasing big-endian counter (audit sequence, time then
+// sequence): the rest is the "prefix" under which the memtable remembers its last insert
+// position (memtable_insert_with_hint_prefix_extractor), so appends skip the skip-list search.
+class AllButSuffix final : public rocksdb::SliceTransform {
+ public:
+  explicit AllButSuffix(std::size_t suffix) : suffix_(suffix) {}
+  const char* Name() const override { return "psl.AllButSuffix"; }
+  rocksdb::Slice Transform(const rocksdb::Slice& key) const override {
+    return rocksdb::Slice(key.data(), key.size() - suffix_);
+  }
+  bool InDomain(const rocksdb::Slice& key) const override { return key.size() >= suffix_; }
+
+ private:
+  std::size_t suffix_;
+};
 
 std::string BigEndian64(std::uint64_t v) {
   std::string out(8, '\0');
@@ -160,11 +179,15 @@ std::size_t ClampLimit(std::size_t limit, std::size_t max) {
 }  // namespace
 
 // One caller waiting in the commit stage.
+// Its own mutex and condition variable: the leader wakes each member without holding the stage's
+// mutex, so woken followers do not pile up on mu_ while the next group forms.
 struct RocksDbStore::Writer {
   std::function<Status(GroupContext&)> op;
   bool consumes_space = false;
-  Status status;
-  bool done = false;
+  Status status;        // written by the leader before `done`
+  std::mutex mu;        // guards done and leader
+  bool done = false;    // the group holding this writer was written (or refused)
+  bool leader = false;  // this writer leads the next group
   std::condition_variable cv;
 };
 
@@ -219,6 +242,27 @@ class RocksDbStore::GroupContext {
     return Put(kMessages, record.id, EncodeRecord(record));
   }
 
+  // Writes to the batch without indexing: for column families no operation of a group reads
+  // (practice index, audit events and their index). Index maintenance is a large share
+  // of the serial stage's CPU.
+  Status PutUnindexed(Cf cf, std::string_view key, std::string_view value) {
+    return FromRocks(batch_.GetWriteBatch()->Put(store_->handles_[cf], key, value),
+                     "building a batch");
+  }
+
+  // Seals an event encoded by the caller (PrepareAuditEvent) and writes it with its index
+  // entries: only the hash and the concatenation run in the stage.
+  Status SealPrepared(const PreparedAuditEvent& prepared) {
+    AuditEvent sealed;
+    std::string stored;
+    chain_->SealPrepared(prepared, &sealed, &stored);
+    PSL_RETURN_IF_ERROR(PutUnindexed(kAudit, AuditEventKey(sealed.sequence), stored));
+    for (const std::string& key : AuditIndexKeysFor(sealed)) {
+      PSL_RETURN_IF_ERROR(PutUnindexed(kAuditIndex, key, ""));
+    }
+    return Status::Ok();
+  }
+
   // Seals `event` and writes it with its index entries. Returns the sealed event.
   StatusOr<AuditEvent> Seal(AuditEvent event) {
     if (event.time_ms == 0) {
@@ -226,9 +270,9 @@ class RocksDbStore::GroupContext {
     }
     AuditEvent sealed = chain_->Seal(std::move(event));
     PSL_RETURN_IF_ERROR(
-        Put(kAudit, AuditEventKey(sealed.sequence), EncodeStoredAuditEvent(sealed)));
+        PutUnindexed(kAudit, AuditEventKey(sealed.sequence), EncodeStoredAuditEvent(sealed)));
     for (const std::string& key : AuditIndexKeysFor(sealed)) {
-      PSL_RETURN_IF_ERROR(Put(kAuditIndex, key, ""));
+      PSL_RETURN_IF_ERROR(PutUnindexed(kAuditIndex, key, ""));
     }
     return sealed;
   }
@@ -285,9 +329,27 @@ StatusOr<std::unique_ptr<RocksDbStore>> RocksDbStore::Open(RocksDbStoreOptions o
   db_options.manifest_preallocation_size = 1 << 20;
   rocksdb::ColumnFamilyOptions cf_options;
   cf_options.write_buffer_size = kWriteBufferBytes;
+  // Column families read by point lookups whose key is usually absent (a new message id, a new
+  // idempotency key) get whole-key Bloom filters, in the SST files and in the memtable, so the
+  // commit stage's existence checks do not walk every L0 file and the memtable's skip list.
+  rocksdb::ColumnFamilyOptions lookup_options = cf_options;
+  rocksdb::BlockBasedTableOptions table_options;
+  table_options.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  lookup_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table_options));
+  lookup_options.memtable_whole_key_filtering = true;
+  lookup_options.memtable_prefix_bloom_size_ratio = 0.02;
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
-  for (const char* name : kCfNames) {
-    descriptors.emplace_back(name, cf_options);
+  for (std::size_t i = 0; i < kCfCount; ++i) {
+    const bool lookups = i == kMessages || i == kIdempotency || i == kPayloads || i == kAnswers;
+    rocksdb::ColumnFamilyOptions options_i = lookups ? lookup_options : cf_options;
+    if (i == kAudit || i == kAuditCheckpoints) {
+      options_i.memtable_insert_with_hint_prefix_extractor =
+          std::make_shared<AllButSuffix>(8);  // BE64 sequence
+    } else if (i == kAuditIndex) {
+      options_i.memtable_insert_with_hint_prefix_extractor =
+          std::make_shared<AllButSuffix>(16);  // BE64 time, BE64 sequence
+    }
+    descriptors.emplace_back(kCfNames[i], options_i);
   }
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = options.read_only
@@ -408,46 +470,65 @@ Status RocksDbStore::Submit(bool consumes_space, std::function<Status(GroupConte
   Writer w;
   w.op = std::move(op);
   w.consumes_space = consumes_space;
-  std::unique_lock<std::mutex> lock(mu_);
-  writers_.push_back(&w);
-  while (!w.done && &w != writers_.front()) {
-    w.cv.wait(lock);
+  bool lead = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    writers_.push_back(&w);
+    lead = writers_.size() == 1;
   }
-  if (w.done) {
-    return w.status;
+  if (!lead) {
+    std::unique_lock<std::mutex> own(w.mu);
+    w.cv.wait(own, [&w] { return w.done || w.leader; });
+    if (w.done) {
+      return w.status;
+    }
   }
 
   // Leader: take everyone waiting (up to the cap); they stay at the front of writers_ so no other
   // caller becomes leader until this group is written.
   std::vector<Writer*> group;
-  for (Writer* other : writers_) {
-    if (group.size() >= options_.max_group_operations) {
-      break;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (Writer* other : writers_) {
+      if (group.size() >= options_.max_group_operations) {
+        break;
+      }
+      group.push_back(other);
     }
-    group.push_back(other);
   }
-  lock.unlock();
   bool wrote = false;
   Status write_status = WriteGroup(group, &wrote);
-  lock.lock();
-  if (write_status.ok()) {
-    if (wrote) {
-      ++stats_.groups_written;
-      stats_.operations += group.size();
+  Writer* next = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (write_status.ok()) {
+      if (wrote) {
+        ++stats_.groups_written;
+        stats_.operations += group.size();
+      }
+      head_ = chain_.head();
+    } else {
+      ++stats_.groups_failed;
     }
-    head_ = chain_.head();
-  } else {
-    ++stats_.groups_failed;
+    writers_.erase(writers_.begin(), writers_.begin() + static_cast<std::ptrdiff_t>(group.size()));
+    if (!writers_.empty()) {
+      next = writers_.front();
+    }
+  }
+  // The next leader first, so its group forms while this one's members wake up. A member may
+  // return (and destroy its Writer) as soon as its own mutex is released.
+  if (next != nullptr) {
+    std::lock_guard<std::mutex> own(next->mu);
+    next->leader = true;
+    next->cv.notify_one();
   }
   for (Writer* member : group) {
-    writers_.pop_front();
-    member->done = true;
-    if (member != &w) {
-      member->cv.notify_one();
+    if (member == &w) {
+      continue;
     }
-  }
-  if (!writers_.empty()) {
-    writers_.front()->cv.notify_one();
+    std::lock_guard<std::mutex> own(member->mu);
+    member->done = true;
+    member->cv.notify_one();
   }
   return w.status;
 }
@@ -549,16 +630,37 @@ Status RocksDbStore::WriteGroup(std::vector<Writer*>& group, bool* wrote) {
 
 StatusOr<CommitResult> RocksDbStore::Commit(NewMessage message) {
   PSL_RETURN_IF_ERROR(internal::PrepareNewMessage(message));
-  // Encryption runs in the caller's thread, outside the serial commit stage.
+  // Everything that does not depend on the other operations of the group (encryption, the
+  // record's and the audit event's encoding, keys) runs in the caller's thread, in parallel;
+  // the serial stage keeps only the idempotency and existence decisions, the audit sealing and
+  // the batch assembly.
   StatusOr<std::string> sealed = cipher_->Seal(message.payload, message.id);
   if (!sealed.ok()) {
     return sealed.status();
   }
+  const std::int64_t now_ms = ToEpochMs(clock_->Now());
+  const MessageRecord record = internal::RecordFor(message, now_ms);
+  const std::string encoded_record = EncodeRecord(record);
+  std::vector<std::string> queue_keys;
+  std::string insurers;
+  for (const Delivery& d : record.deliveries) {
+    queue_keys.push_back(QueueKey(d.destination, d.next_attempt_ms, record.id));
+    insurers += (insurers.empty() ? "" : ",") + d.destination;
+  }
+  std::string idempotency_key;
+  std::string idempotency_value;
+  if (!message.idempotency_key.empty()) {
+    idempotency_key = Join({message.practice_nihii, message.idempotency_key});
+    idempotency_value = EncodeJson({{"id", message.id}, {"body", message.body_sha256}});
+  }
+  const std::string practice_key =
+      PracticeIndexKey(record.practice_nihii, record.accepted_ms, record.id);
+  const PreparedAuditEvent event =
+      PrepareAuditEvent(EventFor(record, "accepted", insurers, {"202"}, message.actor, now_ms));
+
   CommitResult result;
   Status status = Submit(true, [&](GroupContext& ctx) -> Status {
-    std::string idempotency_key;
-    if (!message.idempotency_key.empty()) {
-      idempotency_key = Join({message.practice_nihii, message.idempotency_key});
+    if (!idempotency_key.empty()) {
       std::string value;
       bool found = false;
       PSL_RETURN_IF_ERROR(ctx.Get(kIdempotency, idempotency_key, &value, &found));
@@ -582,29 +684,16 @@ StatusOr<CommitResult> RocksDbStore::Commit(NewMessage message) {
       return Status::Conflict("message id " + message.id + " already exists");
     }
 
-    MessageRecord record = internal::RecordFor(message, ctx.now_ms());
-    PSL_RETURN_IF_ERROR(ctx.PutRecord(record));
-    PSL_RETURN_IF_ERROR(ctx.Put(kPayloads, message.id, *sealed));
-    for (const Delivery& d : record.deliveries) {
-      PSL_RETURN_IF_ERROR(
-          ctx.Put(kQueue, QueueKey(d.destination, d.next_attempt_ms, record.id), ""));
+    PSL_RETURN_IF_ERROR(ctx.Put(kMessages, record.id, encoded_record));
+    PSL_RETURN_IF_ERROR(ctx.Put(kPayloads, message.id, *sealed));  // LeaseNext reads it
+    for (const std::string& key : queue_keys) {
+      PSL_RETURN_IF_ERROR(ctx.Put(kQueue, key, ""));
     }
     if (!idempotency_key.empty()) {
-      json j = {{"id", message.id}, {"body", message.body_sha256}};
-      PSL_RETURN_IF_ERROR(ctx.Put(kIdempotency, idempotency_key, EncodeJson(j)));
+      PSL_RETURN_IF_ERROR(ctx.Put(kIdempotency, idempotency_key, idempotency_value));
     }
-    PSL_RETURN_IF_ERROR(
-        ctx.Put(kPracticeIndex,
-                PracticeIndexKey(record.practice_nihii, record.accepted_ms, record.id), ""));
-    std::string insurers;
-    for (const Delivery& d : record.deliveries) {
-      insurers += (insurers.empty() ? "" : ",") + d.destination;
-    }
-    StatusOr<AuditEvent> event =
-        ctx.Seal(EventFor(record, "accepted", insurers, {"202"}, message.actor, ctx.now_ms()));
-    if (!event.ok()) {
-      return event.status();
-    }
+    PSL_RETURN_IF_ERROR(ctx.PutUnindexed(kPracticeIndex, practice_key, ""));
+    PSL_RETURN_IF_ERROR(ctx.SealPrepared(event));
     result.id = message.id;
     result.outcome = CommitOutcome::kCommitted;
     return Status::Ok();
@@ -741,8 +830,10 @@ Status RocksDbStore::Ack(const Lease& lease, NewAnswer answer) {
     delivery->state = MessageState::kAnswered;
     delivery->next_attempt_ms = 0;
     UpdateAggregate(record, ctx.now_ms());
-    json header = {
-        {"decision", answer.decision}, {"codes", answer.codes}, {"received_ms", ctx.now_ms()}};
+    json header = {{"decision", answer.decision},
+                   {"codes", answer.codes},
+                   {"insurer_reference", answer.insurer_reference},
+                   {"received_ms", ctx.now_ms()}};
     std::string value = EncodeJson(header);
     value.push_back('\0');
     value += *sealed;
@@ -890,6 +981,7 @@ StatusOr<std::vector<StoredAnswer>> RocksDbStore::Answers(std::string_view id) {
       answer.decision = header->at("decision").get<std::string>();
       answer.codes = header->at("codes").get<std::vector<std::string>>();
       answer.received_ms = header->at("received_ms").get<std::int64_t>();
+      answer.insurer_reference = header->value("insurer_reference", "");  // absent before v0.2
     } catch (const json::exception&) {
       return Status::Internal("a stored answer misses a field");
     }

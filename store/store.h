@@ -120,6 +120,7 @@ struct NewAnswer {
   std::string document;            // the answer document bytes; encrypted at rest
   std::string decision;            // e.g. "accepted", "refused", "partially-accepted"
   std::vector<std::string> codes;  // MyCareNet / business codes (no patient data)
+  std::string insurer_reference;   // the insurer's reference for the decision ("" when none)
 };
 
 struct StoredAnswer {
@@ -128,6 +129,7 @@ struct StoredAnswer {
   std::string document;  // decrypted
   std::string decision;
   std::vector<std::string> codes;
+  std::string insurer_reference;
   std::int64_t received_ms = 0;
 };
 

@@ -173,7 +173,7 @@ TEST_P(StoreBehaviourTest, AckStoresTheAnswerAndEndsTheMessage) {
   Fixture f(GetParam());
   ASSERT_TRUE(f.queue().Commit(Message("m1")).ok());
   Lease lease = MustLease(f.queue(), "100", f.now());
-  ASSERT_TRUE(f.queue().Ack(lease, NewAnswer{"<answer/>", "refused", {"E123"}}).ok());
+  ASSERT_TRUE(f.queue().Ack(lease, NewAnswer{"<answer/>", "refused", {"E123"}, "IO-REF-7"}).ok());
   auto record = f.queue().Get("m1");
   EXPECT_EQ(record->state, MessageState::kAnswered);
   EXPECT_EQ(record->finished_ms, ToEpochMs(f.now()));
@@ -183,6 +183,7 @@ TEST_P(StoreBehaviourTest, AckStoresTheAnswerAndEndsTheMessage) {
   EXPECT_EQ((*answers)[0].document, "<answer/>");
   EXPECT_EQ((*answers)[0].decision, "refused");
   EXPECT_EQ((*answers)[0].codes, std::vector<std::string>{"E123"});
+  EXPECT_EQ((*answers)[0].insurer_reference, "IO-REF-7");
   EXPECT_EQ((*answers)[0].destination, "100");
   EXPECT_EQ(f.queue().Stats("100")->depth, 0u);
   EXPECT_EQ(f.queue().Ack(lease, NewAnswer{"x", "accepted", {}}).code(), StatusCode::kConflict);
