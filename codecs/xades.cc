@@ -225,30 +225,49 @@ StatusOr<std::string> Serialise(xmlDoc* doc) {
 // The envelope: root, Detail, Xades.
 
 struct Envelope {
-  xmlNode* root = nullptr;
+  xmlNode* root = nullptr;       // the document's root element
+  xmlNode* container = nullptr;  // holds Detail and the signature element (root or Return)
   xmlNode* detail = nullptr;
-  xmlNode* xades = nullptr;  // null when absent
+  xmlNode* xades = nullptr;  // the Xades / XadesT element, null when absent
+  const char* signature_name = "Xades";
+  bool response = false;
   std::string detail_id;
   bool text_xml = false;
   bool deflate = false;
 };
 
-StatusOr<Envelope> FindEnvelopeParts(xmlDoc* doc) {
+// `response`: the commons protocol:v3 SendResponseType layout, Return/{Detail, XadesT};
+// otherwise the request layout, root/{Detail, Xades}.
+StatusOr<Envelope> FindEnvelopeParts(xmlDoc* doc, bool response = false) {
   Envelope e;
+  e.response = response;
+  e.signature_name = response ? "XadesT" : "Xades";
   e.root = xmlDocGetRootElement(doc);
   if (e.root == nullptr) {
     return Status::Invalid("the envelope has no root element");
   }
-  std::vector<xmlNode*> details = Children(e.root, kCommonsProtocolNs, "Detail");
+  e.container = e.root;
+  std::string where = "the root";
+  if (response) {
+    std::vector<xmlNode*> returns = Children(e.root, kCommonsProtocolNs, "Return");
+    if (returns.size() != 1) {
+      return Status::Invalid("the root must hold exactly one Return (" +
+                             std::string(kCommonsProtocolNs) + "), found " +
+                             std::to_string(returns.size()));
+    }
+    e.container = returns.front();
+    where = "Return";
+  }
+  std::vector<xmlNode*> details = Children(e.container, kCommonsProtocolNs, "Detail");
   if (details.size() != 1) {
-    return Status::Invalid("the root must hold exactly one Detail (" +
+    return Status::Invalid(where + " must hold exactly one Detail (" +
                            std::string(kCommonsProtocolNs) + "), found " +
                            std::to_string(details.size()));
   }
   e.detail = details.front();
-  std::vector<xmlNode*> xades = Children(e.root, kCommonsProtocolNs, "Xades");
+  std::vector<xmlNode*> xades = Children(e.container, kCommonsProtocolNs, e.signature_name);
   if (xades.size() > 1) {
-    return Status::Invalid("the root holds more than one Xades");
+    return Status::Invalid(where + " holds more than one " + e.signature_name);
   }
   if (!xades.empty()) {
     e.xades = xades.front();
@@ -647,26 +666,28 @@ StatusOr<VerifiedSignature> VerifyParsed(xmlDoc* doc, const Envelope& e, X509_ST
     return Status::FailedPrecondition("no trust store to verify the Xades signature against");
   }
   const system_clock::time_point now = clock.Now();
+  const std::string name = e.signature_name;
   if (e.xades == nullptr || TrimmedContent(e.xades).empty()) {
-    return Status::Invalid("the request carries no Xades signature");
+    return Status::Invalid(std::string(e.response ? "the response" : "the request") +
+                           " carries no " + name + " signature");
   }
   if (CountElements(e.root, kDsNs, "Signature") != 0) {
-    return Status::Invalid("the envelope holds a ds:Signature outside Xades");
+    return Status::Invalid("the envelope holds a ds:Signature outside " + name);
   }
-  StatusOr<std::string> sig_bytes = DecodeBase64Of(Content(e.xades), "Xades");
+  StatusOr<std::string> sig_bytes = DecodeBase64Of(Content(e.xades), name);
   if (!sig_bytes.ok()) {
     return sig_bytes.status();
   }
-  StatusOr<XmlDocPtr> sig_doc = Parse(*sig_bytes, "the decoded Xades", StatusCode::kInvalid);
+  StatusOr<XmlDocPtr> sig_doc = Parse(*sig_bytes, "the decoded " + name, StatusCode::kInvalid);
   if (!sig_doc.ok()) {
     return sig_doc.status();
   }
   xmlNode* sig_root = xmlDocGetRootElement(sig_doc->get());
   if (!IsElement(sig_root, kDsNs, "Signature")) {
-    return Status::Invalid("the decoded Xades is not a ds:Signature");
+    return Status::Invalid("the decoded " + name + " is not a ds:Signature");
   }
   if (CountElements(sig_root, kDsNs, "Signature") != 1) {
-    return Status::Invalid("the decoded Xades holds more than one ds:Signature");
+    return Status::Invalid("the decoded " + name + " holds more than one ds:Signature");
   }
   if (CountElements(sig_root, kDsNs, "Manifest") != 0) {
     return Status::Invalid("ds:Manifest is not allowed by the profile");
@@ -945,6 +966,42 @@ StatusOr<std::string> ComputeSignature(xmlDoc* doc, const Envelope& e, const Sig
   return Serialise(out.get());
 }
 
+// Signs the parsed document's Detail and returns it re-serialised with the signature in
+// e.xades (filled) or in a new element right after Detail.
+StatusOr<std::string> SignParsed(xmlDoc* doc, const Envelope& e, const SigningIdentity& id,
+                                 const Clock& clock) {
+  if (id.key == nullptr || id.certificate == nullptr) {
+    return Status::FailedPrecondition("no signing key or certificate");
+  }
+  const system_clock::time_point now = clock.Now();
+  std::time_t t = system_clock::to_time_t(now);
+  if (X509_cmp_time(X509_get0_notBefore(id.certificate.get()), &t) >= 0 ||
+      X509_cmp_time(X509_get0_notAfter(id.certificate.get()), &t) <= 0) {
+    return Status::FailedPrecondition("the signing certificate " +
+                                      NameRfc2253(X509_get_subject_name(id.certificate.get())) +
+                                      " is not valid at the signing time");
+  }
+  PSL_RETURN_IF_ERROR(CheckUniqueIds(e.root));
+  PSL_RETURN_IF_ERROR(CheckDetailContent(e));
+
+  StatusOr<std::string> signature = ComputeSignature(doc, e, id, now);
+  if (!signature.ok()) {
+    return signature.status();
+  }
+  const std::string b64 = EncodeBase64(*signature);
+  if (e.xades != nullptr) {
+    xmlNodeSetContent(e.xades, X(b64.c_str()));  // base64 needs no escaping
+  } else {
+    xmlNs* ns = xmlSearchNsByHref(doc, e.container, X(kCommonsProtocolNs));
+    xmlNode* xades = xmlNewDocNode(doc, ns, X(e.signature_name), X(b64.c_str()));
+    if (ns == nullptr) {
+      xmlSetNs(xades, xmlNewNs(xades, X(kCommonsProtocolNs), nullptr));
+    }
+    xmlAddNextSibling(e.detail, xades);
+  }
+  return Serialise(doc);
+}
+
 }  // namespace
 
 StatusOr<std::string> SignBlobRequest(std::string_view envelope_xml, const SigningIdentity& id,
@@ -968,36 +1025,36 @@ StatusOr<std::string> SignBlobRequest(std::string_view envelope_xml, const Signi
     }
     return std::string(envelope_xml);
   }
-  if (id.key == nullptr || id.certificate == nullptr) {
-    return Status::FailedPrecondition("no signing key or certificate");
-  }
-  const system_clock::time_point now = clock.Now();
-  std::time_t t = system_clock::to_time_t(now);
-  if (X509_cmp_time(X509_get0_notBefore(id.certificate.get()), &t) >= 0 ||
-      X509_cmp_time(X509_get0_notAfter(id.certificate.get()), &t) <= 0) {
-    return Status::FailedPrecondition("the signing certificate " +
-                                      NameRfc2253(X509_get_subject_name(id.certificate.get())) +
-                                      " is not valid at the signing time");
-  }
-  PSL_RETURN_IF_ERROR(CheckUniqueIds(e->root));
-  PSL_RETURN_IF_ERROR(CheckDetailContent(*e));
+  return SignParsed(doc->get(), *e, id, clock);
+}
 
-  StatusOr<std::string> signature = ComputeSignature(doc->get(), *e, id, now);
-  if (!signature.ok()) {
-    return signature.status();
+StatusOr<std::string> SignBlobResponse(std::string_view response_xml, const SigningIdentity& id,
+                                       const Clock& clock) {
+  StatusOr<XmlDocPtr> doc = Parse(response_xml, "the response", StatusCode::kMalformed);
+  if (!doc.ok()) {
+    return doc.status();
   }
-  const std::string b64 = EncodeBase64(*signature);
-  if (e->xades != nullptr) {
-    xmlNodeSetContent(e->xades, X(b64.c_str()));  // base64 needs no escaping
-  } else {
-    xmlNs* ns = xmlSearchNsByHref(doc->get(), e->root, X(kCommonsProtocolNs));
-    xmlNode* xades = xmlNewDocNode(doc->get(), ns, X("Xades"), X(b64.c_str()));
-    if (ns == nullptr) {
-      xmlSetNs(xades, xmlNewNs(xades, X(kCommonsProtocolNs), nullptr));
-    }
-    xmlAddNextSibling(e->detail, xades);
+  StatusOr<Envelope> e = FindEnvelopeParts(doc->get(), /*response=*/true);
+  if (!e.ok()) {
+    return e.status();
   }
-  return Serialise(doc->get());
+  if (e->xades != nullptr && !TrimmedContent(e->xades).empty()) {
+    return Status::Invalid("the response already carries a XadesT signature");
+  }
+  return SignParsed(doc->get(), *e, id, clock);
+}
+
+StatusOr<VerifiedSignature> VerifyBlobResponse(std::string_view response_xml, X509_STORE* trust,
+                                               const Clock& clock) {
+  StatusOr<XmlDocPtr> doc = Parse(response_xml, "the response", StatusCode::kMalformed);
+  if (!doc.ok()) {
+    return doc.status();
+  }
+  StatusOr<Envelope> e = FindEnvelopeParts(doc->get(), /*response=*/true);
+  if (!e.ok()) {
+    return e.status();
+  }
+  return VerifyParsed(doc->get(), *e, trust, clock);
 }
 
 StatusOr<VerifiedSignature> VerifyBlobRequest(std::string_view envelope_xml, X509_STORE* trust,

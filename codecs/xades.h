@@ -73,6 +73,26 @@ struct VerifiedSignature {
 StatusOr<VerifiedSignature> VerifyBlobRequest(std::string_view envelope_xml, X509_STORE* trust,
                                               const Clock& clock);
 
+// The same profile on the answer side: a commons protocol:v3 SendResponseType document
+// (MHM SendSubscriptionResponse...) whose root holds one Return with CommonOutput, Detail and
+// XadesT, all in kCommonsProtocolNs. The signature covers Return/Detail exactly as above and goes
+// base64-encoded into Return/XadesT, inserted right after Detail (an empty XadesT is filled).
+//
+// Deviation from MyCareNet, on purpose: insurers answer with XAdES-T, i.e. XAdES-BES plus an
+// UnsignedProperties/SignatureTimeStamp from a time-stamping authority, which this project
+// cannot obtain. XadesT here carries the XAdES-BES signature above, without the timestamp, and
+// VerifyBlobResponse checks the BES part only. When a TSA is available, the timestamp can be
+// added under QualifyingProperties without changing the signed parts.
+//
+// Errors as SignBlobRequest; kInvalid as well when Return already holds a non-empty XadesT.
+StatusOr<std::string> SignBlobResponse(std::string_view response_xml, const SigningIdentity& id,
+                                       const Clock& clock);
+
+// Verifies Return/XadesT over Return/Detail, failing closed exactly as VerifyBlobRequest
+// (kInvalid also when the root does not hold exactly one Return).
+StatusOr<VerifiedSignature> VerifyBlobResponse(std::string_view response_xml, X509_STORE* trust,
+                                               const Clock& clock);
+
 }  // namespace psl::codecs
 
 #endif  // PSL_CODECS_XADES_H_

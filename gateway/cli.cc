@@ -22,7 +22,9 @@
 #include "codecs/xades.h"
 #include "codecs/xml_parser.h"
 #include "codecs/xmlsec_library.h"
+#include "gateway/app.h"
 #include "gateway/config.h"
+#include "gateway/https_client.h"
 #include "store/audit.h"
 #include "store/audit_reader.h"
 
@@ -409,6 +411,110 @@ int CheckConfig(const std::string& file, std::ostream& out, std::ostream& err) {
   return kExitOk;
 }
 
+// `keys check`: every signing identity of the configuration, its validity and expiry.
+int KeysCheck(const std::string& file, std::ostream& out, std::ostream& err) {
+  std::vector<ConfigProblem> problems;
+  auto config = LoadConfig(file, &problems);
+  if (!config.ok()) {
+    err << "passerelle: " << config.status().message() << "\n";
+    return kExitEnvironment;
+  }
+  SystemClock clock;
+  const auto window = std::chrono::duration_cast<std::chrono::seconds>(config->key_expiry_warning);
+  int result = kExitOk;
+  auto check = [&](const std::string& name, const KeyFiles& files) {
+    const std::filesystem::path* chain = files.chain_file.empty() ? nullptr : &files.chain_file;
+    const std::filesystem::path* password =
+        files.password_file.empty() ? nullptr : &files.password_file;
+    StatusOr<SigningIdentity> id =
+        certs::LoadPemIdentity(files.key_file, files.cert_file, chain, password);
+    Json line = {{"key", name}};
+    if (!id.ok()) {
+      line["ok"] = false;
+      line["problem"] = id.status().message();
+      result = kExitInvalid;
+    } else {
+      std::string warning;
+      Status usable = certs::CheckUsable(*id, clock, window, &warning);
+      line["ok"] = usable.ok() && warning.empty();
+      line["subject"] = certs::SubjectOf(id->certificate.get());
+      line["expires_in_seconds"] = certs::SecondsToExpiry(id->certificate.get(), clock).count();
+      if (!usable.ok()) {
+        line["problem"] = usable.message();
+      } else if (!warning.empty()) {
+        line["problem"] = warning;
+      }
+      if (!line["ok"].get<bool>()) {
+        result = kExitInvalid;
+      }
+    }
+    out << JsonLine(line) << "\n";
+  };
+  check("signing", config->signing);
+  for (const auto& [nihii, practice] : config->practices) {
+    if (!practice.signing.empty()) {
+      check("practices." + nihii + ".signing", practice.signing);
+    }
+  }
+  for (const auto& [key, insurer] : config->insurers) {
+    if (!insurer.client.empty()) {
+      check("insurers." + key + ".client", insurer.client);
+    }
+  }
+  return result;
+}
+
+// `dead-letters list|replay`: the ops API of a running gateway, over HTTPS with an ops token.
+struct AdminOptions {
+  std::string url = "https://127.0.0.1:8443";
+  std::string ca;
+  std::string token_file;
+  std::string cert;
+  std::string key;
+  std::string id;
+};
+
+int AdminCall(const AdminOptions& o, const std::string& method, const std::string& path,
+              std::ostream& out, std::ostream& err) {
+  StatusOr<HttpsUrl> url = ParseHttpsUrl(o.url + path);
+  if (!url.ok()) {
+    err << "passerelle: --url: " << url.status().message() << "\n";
+    return kExitEnvironment;
+  }
+  HttpsClientOptions options;
+  options.ca_file = o.ca;
+  options.client_cert_file = o.cert;
+  options.client_key_file = o.key;
+  StatusOr<std::unique_ptr<HttpsClient>> client = HttpsClient::Create(options);
+  if (!client.ok()) {
+    err << "passerelle: " << client.status().message() << "\n";
+    return kExitEnvironment;
+  }
+  HttpHeaders headers = {{"accept", "application/json"}};
+  if (!o.token_file.empty()) {
+    std::optional<std::string> token = ReadFile(o.token_file);
+    if (!token) {
+      err << "passerelle: cannot read " << o.token_file << "\n";
+      return kExitEnvironment;
+    }
+    while (!token->empty() && (token->back() == '\n' || token->back() == '\r')) {
+      token->pop_back();
+    }
+    headers.emplace_back("authorization", "Bearer " + *token);
+  }
+  HttpsResult result = (*client)->Send(*url, method, headers, "");
+  if (result.error != TransportError::kNone) {
+    err << "passerelle: " << TransportErrorName(result.error) << ": " << result.error_detail
+        << "\n";
+    return kExitEnvironment;
+  }
+  out << result.response.body;
+  if (result.response.body.empty() || result.response.body.back() != '\n') {
+    out << "\n";
+  }
+  return result.response.status / 100 == 2 ? kExitOk : kExitInvalid;
+}
+
 }  // namespace
 
 int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
@@ -491,6 +597,38 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
       "check-config", "list every problem of a configuration file; exit 0 usable, 1 problems");
   check_config->add_option("FILE", config_file, "the TOML configuration file")->required();
 
+  std::string serve_config;
+  std::string ready_file;
+  CLI::App* serve = app.add_subcommand(
+      "serve", "run the gateway until SIGTERM/SIGINT (prints the bound ports as a JSON line)");
+  serve->add_option("--config", serve_config, "the TOML configuration file")->required();
+  serve->add_option("--ready-file", ready_file,
+                    "also write the JSON line with the bound ports to this file once listening");
+
+  std::string keys_config;
+  CLI::App* keys = app.add_subcommand("keys", "signing keys and certificates");
+  keys->require_subcommand(1);
+  CLI::App* keys_check = keys->add_subcommand(
+      "check", "validity and expiry of every configured key; exit 1 when one is not usable");
+  keys_check->add_option("--config", keys_config, "the TOML configuration file")->required();
+
+  AdminOptions admin;
+  CLI::App* dead = app.add_subcommand("dead-letters", "ops: dead letters of a running gateway");
+  dead->require_subcommand(1);
+  auto add_admin = [&admin](CLI::App* cmd) {
+    cmd->add_option("--url", admin.url, "the gateway's base URL (default https://127.0.0.1:8443)");
+    cmd->add_option("--ca", admin.ca, "PEM CA bundle of the gateway's certificate")->required();
+    cmd->add_option("--token-file", admin.token_file, "file holding the ops bearer token");
+    cmd->add_option("--cert", admin.cert, "ops client certificate (instead of a token)");
+    cmd->add_option("--key", admin.key, "its private key");
+  };
+  CLI::App* dead_list = dead->add_subcommand("list", "the dead letters, as JSON");
+  add_admin(dead_list);
+  CLI::App* dead_replay =
+      dead->add_subcommand("replay", "queue a dead message again (audited as the ops actor)");
+  add_admin(dead_replay);
+  dead_replay->add_option("ID", admin.id, "message id")->required();
+
   std::vector<const char*> argv;
   argv.reserve(args.size());
   for (const auto& a : args)
@@ -535,6 +673,14 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
     return AuditExport(audit_data, out, err);
   if (check_config->parsed())
     return CheckConfig(config_file, out, err);
+  if (serve->parsed())
+    return Serve(serve_config, ready_file, out, err);
+  if (keys_check->parsed())
+    return KeysCheck(keys_config, out, err);
+  if (dead_list->parsed())
+    return AdminCall(admin, "GET", "/v1/admin/dead-letters", out, err);
+  if (dead_replay->parsed())
+    return AdminCall(admin, "POST", "/v1/admin/messages/" + admin.id + "/replay", out, err);
   return kExitEnvironment;
 }
 

@@ -404,9 +404,9 @@ void ReadKeyFiles(Table& t, std::string_view prefix, KeyFiles* out, Need need) {
 
 void ReadServer(Table t, ServerConfig* s) {
   t.String("listen_address", &s->listen_address);
-  t.Integer("port", &s->port, 1, 65535);
+  t.Integer("port", &s->port, 0, 65535);  // 0: any free port (tests); printed at start
   t.String("ops_address", &s->ops_address);
-  t.Integer("ops_port", &s->ops_port, 1, 65535);
+  t.Integer("ops_port", &s->ops_port, 0, 65535);
   t.File("tls_cert_file", &s->tls_cert_file, FileKind::kPublic, Need::kRequired);
   t.File("tls_key_file", &s->tls_key_file, FileKind::kSecret, Need::kRequired);
   t.File("tls_chain_file", &s->tls_chain_file, FileKind::kPublic);
@@ -419,7 +419,7 @@ void ReadServer(Table t, ServerConfig* s) {
   t.Millis("idle_timeout_ms", &s->idle_timeout, 100, 3'600'000);
   t.Integer("max_connections", &s->max_connections, 1, 1'000'000);
   t.Integer("worker_threads", &s->worker_threads, 0, 256);
-  if (t.present() && s->port == s->ops_port && s->listen_address == s->ops_address)
+  if (t.present() && s->port != 0 && s->port == s->ops_port && s->listen_address == s->ops_address)
     t.Problem("ops_port", "must differ from port on the same address");
   t.Finish();
 }

@@ -169,7 +169,7 @@ TEST_F(ConfigTest, OutOfRangeValueIsReported) {
   auto config = Load(ReplaceAll(kMinimal, "[server]\n", "[server]\nport = 70000\n"));
   EXPECT_FALSE(config.ok());
   EXPECT_THAT(problems_,
-              ElementsAre(ProblemAt("server.port", 2, "70000 is out of range [1, 65535]")));
+              ElementsAre(ProblemAt("server.port", 2, "70000 is out of range [0, 65535]")));
 }
 
 TEST_F(ConfigTest, MissingFileIsReported) {
@@ -314,11 +314,11 @@ TEST_F(ConfigTest, CheckConfigCommandListsEveryProblemAndSetsTheExitCode) {
   EXPECT_EQ(out.str(), good + ": ok\n");
 
   WriteText(dir_ / "bad.toml",
-            ReplaceAll(kMinimal, "[server]\n", "[server]\nport = 0\nbogus = 1\n"));
+            ReplaceAll(kMinimal, "[server]\n", "[server]\nport = -1\nbogus = 1\n"));
   const std::string bad = (dir_ / "bad.toml").string();
   out.str("");
   EXPECT_EQ(RunCli({"passerelle", "check-config", bad}, out, err), 1);
-  EXPECT_EQ(out.str(), bad + ":2: server.port: 0 is out of range [1, 65535]\n" + bad +
+  EXPECT_EQ(out.str(), bad + ":2: server.port: -1 is out of range [0, 65535]\n" + bad +
                            ":3: server.bogus: unknown key \"bogus\" in [server]\n");
 
   out.str("");

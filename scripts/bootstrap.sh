@@ -6,11 +6,13 @@ set -euo pipefail
 
 packages=(
   # toolchain
-  g++ cmake make pkg-config git python3
+  g++ cmake make pkg-config git python3 curl
   # XML, schemas and signatures: libxml2 (parse, XSD), xmlsec1 (XML-DSig/XAdES), OpenSSL 3 (keys, RSA)
   libxml2-dev libxmlsec1-dev libxmlsec1-openssl libssl-dev openssl zlib1g-dev
   # the durable store (synced write batches, column families, fault-injection file system)
   librocksdb-dev
+  # the HTTPS service, its outbound client and the insurer simulator: Boost.Beast/Asio (header-only)
+  libboost1.74-dev
   # command line, JSON output and the TOML configuration (toml++, used header-only)
   libcli11-dev nlohmann-json3-dev libtomlplusplus-dev
   # tests: GoogleTest, the independent XML-DSig verifier, the format check

@@ -505,6 +505,9 @@ Status RocksDbStore::Submit(bool consumes_space, std::function<Status(GroupConte
       if (wrote) {
         ++stats_.groups_written;
         stats_.operations += group.size();
+        if (options_.on_group_written) {
+          options_.on_group_written(group.size());
+        }
       }
       head_ = chain_.head();
     } else {

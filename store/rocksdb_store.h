@@ -79,6 +79,9 @@ struct RocksDbStoreOptions {
 
   // Upper bound of operations per group commit.
   std::size_t max_group_operations = 1024;
+  // Called by the leader after each synced batch with the number of operations it held (the
+  // gateway's commit batch-size histogram). Must be cheap and must not call the store.
+  std::function<void(std::size_t operations)> on_group_written;
 
   // Open without writing (tools on a STOPPED store; next to a running gateway use
   // AuditStoreReader, a RocksDB secondary): every write returns kFailedPrecondition. The view is

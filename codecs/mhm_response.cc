@@ -1,0 +1,531 @@
+#include "codecs/mhm_response.h"
+
+#include <libxml/tree.h>
+#include <openssl/rand.h>
+
+#include <cstdio>
+#include <ctime>
+#include <utility>
+
+#include "base/brussels_time.h"
+#include "codecs/base64.h"
+#include "codecs/deflate.h"
+#include "codecs/soap.h"
+#include "codecs/xades.h"
+#include "codecs/xml_util.h"
+
+namespace psl::codecs {
+namespace {
+
+using std::chrono::system_clock;
+
+constexpr char kCommonsCoreNs[] = "urn:be:fgov:ehealth:mycarenet:commons:core:v3";
+constexpr char kMessageServicesCoreNs[] = "http://www.ehealth.fgov.be/messageservices/core/v1";
+constexpr char kKmehrNs[] = "http://www.ehealth.fgov.be/standards/kmehr/schema/v1";
+// The MHM requests' kmehr standard (DOMAIN.md §4.1): the set used for an answer without a
+// kmehrmessage, which then has no CD-STANDARD of its own.
+constexpr char kMhmCdStandard[] = "20181201";
+
+const xmlChar* X(const char* s) {
+  return reinterpret_cast<const xmlChar*>(s);
+}
+const xmlChar* X(const std::string& s) {
+  return reinterpret_cast<const xmlChar*>(s.c_str());
+}
+
+std::string RandomUuid() {
+  unsigned char b[16];
+  if (RAND_bytes(b, sizeof(b)) != 1) {
+    return "";
+  }
+  b[6] = static_cast<unsigned char>((b[6] & 0x0F) | 0x40);
+  b[8] = static_cast<unsigned char>((b[8] & 0x3F) | 0x80);
+  char out[37];
+  std::snprintf(out, sizeof(out),
+                "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
+                b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
+                b[15]);
+  return out;
+}
+
+std::string Strftime(system_clock::time_point t, const char* format) {
+  const std::time_t tt = system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[40];
+  std::strftime(buf, sizeof(buf), format, &tm);
+  return buf;
+}
+
+// Brussels civil time, as kmehr dates and times are read by MyCareNet.
+system_clock::time_point BrusselsLocal(system_clock::time_point t) {
+  return t + BrusselsUtcOffset(t);
+}
+
+StatusOr<std::string> Serialise(xmlDoc* doc) {
+  xmlChar* buf = nullptr;
+  int size = 0;
+  xmlDocDumpMemoryEnc(doc, &buf, &size, "UTF-8");
+  if (buf == nullptr) {
+    return Status::Internal("cannot serialise an XML document");
+  }
+  XmlCharPtr owner(buf);
+  return std::string(reinterpret_cast<const char*>(buf), static_cast<std::size_t>(size));
+}
+
+xmlNode* Add(xmlNode* parent, xmlNs* ns, const char* name, const std::string* text = nullptr) {
+  return text == nullptr ? xmlNewChild(parent, ns, X(name), nullptr)
+                         : xmlNewTextChild(parent, ns, X(name), X(*text));
+}
+xmlNode* AddText(xmlNode* parent, xmlNs* ns, const char* name, const std::string& text) {
+  return Add(parent, ns, name, &text);
+}
+void SetAttr(xmlNode* n, const char* name, const std::string& value) {
+  xmlNewProp(n, X(name), X(value));
+}
+
+// A deep copy of `node` (from another document) appended to `parent`.
+bool CopyInto(xmlNode* parent, const xmlNode* node) {
+  if (node == nullptr) {
+    return false;
+  }
+  xmlNode* copy = xmlDocCopyNode(const_cast<xmlNode*>(node), parent->doc, 1);
+  if (copy == nullptr) {
+    return false;
+  }
+  if (xmlAddChild(parent, copy) == nullptr) {
+    xmlFreeNode(copy);
+    return false;
+  }
+  return true;
+}
+
+// The kmehr item of `transaction` whose cd is `code`, or null.
+const xmlNode* ItemOf(const xmlNode* transaction, std::string_view code) {
+  for (const xmlNode* item : Children(transaction, "item")) {
+    for (const xmlNode* cd : Children(item, "cd")) {
+      if (TrimmedContent(cd) == code) {
+        return item;
+      }
+    }
+  }
+  return nullptr;
+}
+
+// The value of the first cd of `n` whose S attribute is `scheme` ("" when none).
+std::string CdWithScheme(const xmlNode* n, const char* scheme) {
+  for (const xmlNode* cd : Children(n, "cd")) {
+    if (Attr(cd, "S") == scheme) {
+      return TrimmedContent(cd);
+    }
+  }
+  return "";
+}
+
+bool IsReferenceText(std::string_view s) {
+  if (s.empty() || s.size() > 64) {
+    return false;
+  }
+  for (char c : s) {
+    const bool ok = (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                    c == '.' || c == '_' || c == '/' || c == '-';
+    if (!ok) {
+      return false;
+    }
+  }
+  return true;
+}
+
+struct Party {
+  std::string id;
+  std::string name;
+};
+
+// hcparty of the insurer: ID-HCPARTY <code>, CD-HCPARTY orginsurance, name.
+void AddInsurerParty(xmlNode* parent, xmlNs* kmehr, const Party& insurer) {
+  xmlNode* hcparty = Add(parent, kmehr, "hcparty");
+  xmlNode* id = AddText(hcparty, kmehr, "id", insurer.id);
+  SetAttr(id, "S", "ID-HCPARTY");
+  SetAttr(id, "SV", "1.0");
+  xmlNode* cd = AddText(hcparty, kmehr, "cd", "orginsurance");
+  SetAttr(cd, "S", "CD-HCPARTY");
+  SetAttr(cd, "SV", "1.15");
+  AddText(hcparty, kmehr, "name", insurer.name);
+}
+
+xmlNode* AddKmehrId(xmlNode* parent, xmlNs* ns, const std::string& value) {
+  xmlNode* id = AddText(parent, ns, "id", value);
+  SetAttr(id, "S", "ID-KMEHR");
+  SetAttr(id, "SV", "1.0");
+  return id;
+}
+
+xmlNode* AddItemCd(xmlNode* item, xmlNs* kmehr, const char* code) {
+  xmlNode* cd = AddText(item, kmehr, "cd", code);
+  SetAttr(cd, "S", "CD-ITEM-MYCARENET");
+  SetAttr(cd, "SV", "1.6");
+  return cd;
+}
+
+// The kmehr SendTransactionResponse answering `detail` (the request's decoded payload).
+StatusOr<std::string> BuildDetail(const xmlDoc* detail, const MhmRequest& request,
+                                  const MhmResponseSpec& spec, const Party& insurer,
+                                  system_clock::time_point now) {
+  const xmlNode* req_root = xmlDocGetRootElement(const_cast<xmlDoc*>(detail));
+  const xmlNode* req_request = Child(req_root, "request");
+  const xmlNode* req_message = Child(req_root, "kmehrmessage");
+  const xmlNode* req_header = Child(req_message, "header");
+  const xmlNode* req_folder = Child(req_message, "folder");
+  const xmlNode* req_patient = Child(req_folder, "patient");
+  const xmlNode* req_transaction = Child(req_folder, "transaction");
+  if (req_request == nullptr || req_patient == nullptr || req_header == nullptr) {
+    return Status::Invalid("the request's Detail lacks request, header or folder/patient");
+  }
+
+  const system_clock::time_point local = BrusselsLocal(now);
+  const std::string date = Strftime(local, "%Y-%m-%d");
+  const std::string time = Strftime(local, "%H:%M:%S");
+
+  XmlDocPtr doc(xmlNewDoc(X("1.0")));
+  xmlNode* root = xmlNewDocNode(doc.get(), nullptr, X("SendTransactionResponse"), nullptr);
+  xmlDocSetRootElement(doc.get(), root);
+  xmlNs* protocol = xmlNewNs(root, X(std::string(kMessageServicesNamespace)), X("ns6"));
+  xmlSetNs(root, protocol);
+  xmlNs* core = xmlNewNs(root, X(kMessageServicesCoreNs), X("ns2"));
+  xmlNs* kmehr = xmlNewNs(root, X(kKmehrNs), X("ns3"));
+  SetAttr(root, "messageProtocoleSchemaVersion", "1.27");
+
+  // response: who answers, when, to which request.
+  xmlNode* response = Add(root, core, "response");
+  AddKmehrId(response, core, insurer.id + "." + Strftime(local, "%Y%m%d%H%M%S"));
+  AddInsurerParty(Add(response, core, "author"), kmehr, insurer);
+  AddText(response, core, "date", date);
+  AddText(response, core, "time", time);
+  xmlNode* echoed = Add(response, core, "request");
+  for (const char* name : {"id", "author", "date", "time"}) {
+    if (!CopyInto(echoed, Child(req_request, name))) {
+      return Status::Invalid(std::string("the request's Detail lacks request/") + name);
+    }
+  }
+
+  xmlNode* acknowledge = Add(root, core, "acknowledge");
+  AddText(acknowledge, core, "iscomplete", spec.accepted ? "true" : "false");
+  for (const MhmAnswerError& e : spec.errors) {
+    xmlNode* error = Add(acknowledge, core, "error");
+    xmlNode* cd = AddText(error, kmehr, "cd", e.code);
+    SetAttr(cd, "S", "CD-ERROR");
+    SetAttr(cd, "SV", "1.0");
+    xmlNode* description =
+        AddText(error, kmehr, "description",
+                e.description.empty() ? "MyCareNet error " + e.code : e.description);
+    SetAttr(description, "L", "en");
+    if (!e.url.empty()) {
+      AddText(error, kmehr, "url", e.url);
+    }
+  }
+
+  if (spec.accepted && request.operation == MhmOperation::kSubscription) {
+    xmlNode* message = Add(root, core, "kmehrmessage");
+    xmlNode* header = Add(message, kmehr, "header");
+    if (!CopyInto(header, Child(req_header, "standard"))) {
+      return Status::Invalid("the request's Detail lacks header/standard");
+    }
+    AddKmehrId(header, kmehr, "1");
+    AddText(header, kmehr, "date", date);
+    AddText(header, kmehr, "time", time);
+    AddInsurerParty(Add(header, kmehr, "sender"), kmehr, insurer);
+    xmlNode* recipient = Add(header, kmehr, "recipient");
+    if (!CopyInto(recipient, Child(Child(req_header, "sender"), "hcparty"))) {
+      return Status::Invalid("the request's Detail lacks header/sender/hcparty");
+    }
+    xmlNode* folder = Add(message, kmehr, "folder");
+    AddKmehrId(folder, kmehr, "1");
+    CopyInto(folder, req_patient);
+    xmlNode* tx = Add(folder, kmehr, "transaction");
+    AddKmehrId(tx, kmehr, "1");
+    xmlNode* tx_cd = AddText(tx, kmehr, "cd", "maaagreement");
+    SetAttr(tx_cd, "S", "CD-TRANSACTION-MYCARENET");
+    SetAttr(tx_cd, "SV", "1.5");
+    AddText(tx, kmehr, "date", date);
+    AddText(tx, kmehr, "time", time);
+    AddInsurerParty(Add(tx, kmehr, "author"), kmehr, insurer);
+    AddText(tx, kmehr, "iscomplete", "true");
+    AddText(tx, kmehr, "isvalidated", "true");
+    int item_id = 0;
+    if (const xmlNode* type = ItemOf(req_transaction, "agreementtype")) {
+      xmlNode* item = Add(tx, kmehr, "item");
+      AddKmehrId(item, kmehr, std::to_string(++item_id));
+      AddItemCd(item, kmehr, "agreementtype");
+      CopyInto(item, Child(type, "content"));
+    }
+    xmlNode* reference = Add(tx, kmehr, "item");
+    AddKmehrId(reference, kmehr, std::to_string(++item_id));
+    AddItemCd(reference, kmehr, "decisionreference");
+    xmlNode* content = Add(reference, kmehr, "content");
+    xmlNode* ref_id = AddText(content, kmehr, "id", spec.decision_reference);
+    SetAttr(ref_id, "S", "LOCAL");
+    SetAttr(ref_id, "SV", "1.0");
+    SetAttr(ref_id, "SL", "IOreferencesystemname");
+    if (const xmlNode* start = ItemOf(req_transaction, "agreementstartdate")) {
+      xmlNode* item = Add(tx, kmehr, "item");
+      AddKmehrId(item, kmehr, std::to_string(++item_id));
+      AddItemCd(item, kmehr, "agreementstartdate");
+      CopyInto(item, Child(start, "content"));
+    }
+  }
+  return Serialise(doc.get());
+}
+
+StatusOr<XmlDocPtr> ParseWith(std::string_view bytes, const XmlLimits& limits,
+                              const std::string& what, StatusCode code) {
+  Problem problem;
+  StatusOr<XmlDocPtr> doc = ParseUntrustedXml(bytes, limits, &problem);
+  if (!doc.ok()) {
+    const StatusCode c =
+        doc.status().code() == StatusCode::kTooLarge ? StatusCode::kTooLarge : code;
+    return Status(c, what + " does not parse (" + problem.code + " at line " +
+                         std::to_string(problem.line) + "): " + problem.message);
+  }
+  return doc;
+}
+
+std::optional<MhmOperation> ResponseOperationOf(const xmlNode* root) {
+  for (MhmOperation op :
+       {MhmOperation::kSubscription, MhmOperation::kCancellation, MhmOperation::kClosure}) {
+    if (IsElement(root, kMhmNamespace, MhmResponseElement(op))) {
+      return op;
+    }
+  }
+  return std::nullopt;
+}
+
+// "<first problem> (line L, path P)" and how many more, for a kInvalid message.
+std::string Summarise(const std::vector<Problem>& problems) {
+  if (problems.empty()) {
+    return "no detail";
+  }
+  const Problem& p = problems.front();
+  std::string s = p.message + " (line " + std::to_string(p.line) + ", " + p.path + ")";
+  if (problems.size() > 1) {
+    s += " and " + std::to_string(problems.size() - 1) + " more";
+  }
+  return s;
+}
+
+}  // namespace
+
+std::string_view MhmResponseElement(MhmOperation operation) {
+  switch (operation) {
+    case MhmOperation::kSubscription:
+      return "SendSubscriptionResponse";
+    case MhmOperation::kCancellation:
+      return "CancelSubscriptionResponse";
+    case MhmOperation::kClosure:
+      return "NotifySubscriptionClosureResponse";
+  }
+  return "SendSubscriptionResponse";
+}
+
+StatusOr<std::string> BuildMhmResponse(const MhmRequest& request, const MhmResponseSpec& spec,
+                                       const SigningIdentity& insurer, const Clock& clock) {
+  if (spec.insurer_code.empty()) {
+    return Status::Invalid("the answer needs the insurer's code");
+  }
+  if (!spec.accepted && spec.errors.empty()) {
+    return Status::Invalid("a refused answer needs at least one error code");
+  }
+  for (const MhmAnswerError& e : spec.errors) {
+    if (e.code.empty()) {
+      return Status::Invalid("an answer error has no code");
+    }
+  }
+  if (spec.accepted && request.operation == MhmOperation::kSubscription &&
+      !IsReferenceText(spec.decision_reference)) {
+    return Status::Invalid(
+        "an accepted subscription needs a decision reference of at most 64 letters, digits, "
+        "'.', '_', '/' or '-'");
+  }
+  if (request.envelope_id.empty()) {
+    return Status::Invalid("the request has no @Id to answer to");
+  }
+  if (insurer.key == nullptr || insurer.certificate == nullptr) {
+    return Status::FailedPrecondition("no insurer signing key or certificate");
+  }
+  StatusOr<XmlDocPtr> detail =
+      ParseWith(request.detail_xml, XmlLimits{}, "the request's Detail", StatusCode::kInvalid);
+  if (!detail.ok()) {
+    return detail.status();
+  }
+  const Party party{spec.insurer_code,
+                    spec.insurer_name.empty() ? "Insurer " + spec.insurer_code : spec.insurer_name};
+  const system_clock::time_point now = clock.Now();
+  StatusOr<std::string> kmehr = BuildDetail(detail->get(), request, spec, party, now);
+  if (!kmehr.ok()) {
+    return kmehr.status();
+  }
+
+  const std::string uuid = RandomUuid();
+  const std::string detail_uuid = RandomUuid();
+  if (uuid.empty() || detail_uuid.empty()) {
+    return Status::Internal("no randomness for the answer's Ids");
+  }
+  XmlDocPtr doc(xmlNewDoc(X("1.0")));
+  xmlNode* root = xmlNewDocNode(doc.get(), nullptr,
+                                X(std::string(MhmResponseElement(request.operation))), nullptr);
+  xmlDocSetRootElement(doc.get(), root);
+  xmlNs* mhm = xmlNewNs(root, X(std::string(kMhmNamespace)), X("mhm"));
+  xmlSetNs(root, mhm);
+  xmlNs* mcp = xmlNewNs(root, X(kCommonsProtocolNs), X("mcp"));
+  xmlNs* mc = xmlNewNs(root, X(kCommonsCoreNs), X("mc"));
+  SetAttr(root, "Id", spec.response_id.empty() ? "_" + uuid : spec.response_id);
+  SetAttr(root, "InResponseTo", request.envelope_id);
+  SetAttr(root, "IssueInstant", Strftime(now, "%Y-%m-%dT%H:%M:%SZ"));
+  xmlNode* ret = Add(root, mcp, "Return");
+  xmlNode* output = Add(ret, mcp, "CommonOutput");
+  AddText(output, mc, "InputReference", request.envelope_id);
+  if (!spec.nip_reference.empty()) {
+    AddText(output, mc, "NIPReference", spec.nip_reference);
+  }
+  if (!spec.output_reference.empty()) {
+    AddText(output, mc, "OutputReference", spec.output_reference);
+  }
+  xmlNode* blob = AddText(ret, mcp, "Detail", EncodeBase64(*kmehr));
+  SetAttr(blob, "ContentEncoding", "none");
+  SetAttr(blob, "ContentType", "text/xml");
+  SetAttr(blob, "Id", "_" + detail_uuid);
+  StatusOr<std::string> unsigned_xml = Serialise(doc.get());
+  if (!unsigned_xml.ok()) {
+    return unsigned_xml.status();
+  }
+  return SignBlobResponse(*unsigned_xml, insurer, clock);
+}
+
+StatusOr<MhmAnswer> ParseMhmResponse(std::string_view bytes, const SchemaRegistry& schemas,
+                                     X509_STORE* trust, const Clock& clock,
+                                     const XmlLimits& limits) {
+  if (trust == nullptr) {
+    return Status::FailedPrecondition("no trust store to verify the insurer's answer against");
+  }
+  StatusOr<XmlDocPtr> parsed = ParseWith(bytes, limits, "the answer", StatusCode::kMalformed);
+  if (!parsed.ok()) {
+    return parsed.status();
+  }
+  XmlDocPtr doc = std::move(parsed).value();
+  std::string body_xml(bytes);
+  if (IsElement(xmlDocGetRootElement(doc.get()), kSoap11Ns, "Envelope")) {
+    StatusOr<SoapResponse> soap = ParseSoapResponse(bytes, limits);
+    if (!soap.ok()) {
+      return soap.status();
+    }
+    if (soap->fault) {
+      return Status::Invalid("the insurer answered a SOAP Fault (" + soap->fault->code +
+                             "): " + soap->fault->message.substr(0, 200));
+    }
+    doc = std::move(soap->body);
+    body_xml = std::move(soap->body_xml);
+  }
+  xmlNode* root = xmlDocGetRootElement(doc.get());
+  const std::optional<MhmOperation> operation = ResponseOperationOf(root);
+  if (!operation) {
+    return Status::Invalid(
+        "the answer is not an MHM SendSubscriptionResponse, "
+        "CancelSubscriptionResponse or NotifySubscriptionClosureResponse");
+  }
+  std::vector<Problem> problems;
+  if (!schemas.ValidateEnvelope(EnvelopeSchema::kMhm, doc.get(), "envelope", &problems)) {
+    return Status::Invalid("the answer does not pass the MHM schema: " + Summarise(problems));
+  }
+  StatusOr<VerifiedSignature> verified = VerifyBlobResponse(body_xml, trust, clock);
+  if (!verified.ok()) {
+    if (verified.status().code() == StatusCode::kInvalid) {
+      return Status::Invalid("the answer's XadesT does not verify: " + verified.status().message());
+    }
+    return verified.status();
+  }
+
+  MhmAnswer answer;
+  answer.operation = *operation;
+  answer.response_id = Attr(root, "Id");
+  answer.signer_subject = verified->signer_subject;
+  answer.signing_time = verified->signing_time;
+  xmlNode* ret = Child(root, kCommonsProtocolNs, "Return");
+  xmlNode* output = Child(ret, kCommonsProtocolNs, "CommonOutput");
+  answer.input_reference = TrimmedContent(Child(output, kCommonsCoreNs, "InputReference"));
+  answer.nip_reference = TrimmedContent(Child(output, kCommonsCoreNs, "NIPReference"));
+  answer.output_reference = TrimmedContent(Child(output, kCommonsCoreNs, "OutputReference"));
+
+  // The Detail exactly as VerifyBlobResponse found it (one Return, one Detail: the schema and
+  // the verifier both insist), decoded with the same caps.
+  xmlNode* blob = Child(ret, kCommonsProtocolNs, "Detail");
+  if (Attr(blob, "ContentType") != "text/xml") {
+    return Status::Invalid("the answer's Detail/@ContentType must be text/xml");
+  }
+  const std::string encoding =
+      HasAttr(blob, "ContentEncoding") ? Attr(blob, "ContentEncoding") : std::string("deflate");
+  StatusOr<std::string> kmehr_bytes = DecodeBase64(Content(blob));
+  if (!kmehr_bytes.ok()) {
+    return Status::Invalid("the answer's Detail is not base64: " + kmehr_bytes.status().message());
+  }
+  if (encoding == "deflate") {
+    StatusOr<std::string> inflated = InflateRaw(*kmehr_bytes, limits.max_bytes);
+    if (!inflated.ok()) {
+      return inflated.status().code() == StatusCode::kTooLarge
+                 ? inflated.status()
+                 : Status::Invalid("the answer's Detail does not inflate: " +
+                                   inflated.status().message());
+    }
+    kmehr_bytes = std::move(inflated);
+  } else if (encoding != "none") {
+    return Status::Invalid("the answer's Detail/@ContentEncoding must be none or deflate");
+  }
+  StatusOr<XmlDocPtr> kmehr =
+      ParseWith(*kmehr_bytes, limits, "the answer's Detail", StatusCode::kInvalid);
+  if (!kmehr.ok()) {
+    return kmehr.status();
+  }
+  xmlNode* kroot = xmlDocGetRootElement(kmehr->get());
+  if (!IsElement(kroot, kMessageServicesNamespace, "SendTransactionResponse")) {
+    return Status::Invalid("the answer's Detail is not a kmehr SendTransactionResponse");
+  }
+  const xmlNode* message = Child(kroot, "kmehrmessage");
+  const std::string standard =
+      message != nullptr ? TrimmedContent(Child(Child(Child(message, "header"), "standard"), "cd"))
+                         : std::string(kMhmCdStandard);
+  const std::string version = schemas.KmehrVersionFor(standard);
+  if (version.empty()) {
+    return Status::Invalid("the answer's Detail names a kmehr standard no schema set knows");
+  }
+  problems.clear();
+  if (!schemas.ValidateKmehrRequest(version, kmehr->get(), "detail", &problems)) {
+    return Status::Invalid("the answer's Detail does not pass the kmehr " + version +
+                           " schema: " + Summarise(problems));
+  }
+
+  const xmlNode* acknowledge = Child(kroot, "acknowledge");
+  const std::string complete = TrimmedContent(Child(acknowledge, "iscomplete"));
+  bool accepted = complete == "true" || complete == "1";
+  for (const xmlNode* error : Children(acknowledge, "error")) {
+    for (const xmlNode* cd : Children(error, "cd")) {
+      answer.codes.push_back(TrimmedContent(cd));
+    }
+  }
+  std::string decision_reference;
+  for (const xmlNode* folder : Children(message, "folder")) {
+    for (const xmlNode* tx : Children(folder, "transaction")) {
+      const std::string code = CdWithScheme(tx, "CD-TRANSACTION-MYCARENET");
+      if (code == "maarefusal") {
+        accepted = false;
+      }
+      if (decision_reference.empty() && (code == "maaagreement" || code == "maa")) {
+        const xmlNode* item = ItemOf(tx, "decisionreference");
+        decision_reference = TrimmedContent(Child(Child(item, "content"), "id"));
+      }
+    }
+  }
+  answer.decision = std::string(accepted ? kMhmAccepted : kMhmRefused);
+  answer.insurer_reference =
+      decision_reference.empty() ? answer.output_reference : decision_reference;
+  return answer;
+}
+
+}  // namespace psl::codecs

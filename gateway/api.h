@@ -1,0 +1,137 @@
+// Api: the gateway's request handling above the socket (DESIGN.md "Public contracts", "Life of a
+// message"): a parsed HttpRequest in, an HttpResponse out. No Asio, no sockets: the Beast server
+// (https_server.h) calls Handle() for the practices' port and HandleOps() for the ops port, on
+// worker threads (Handle may block on the store's synced commit).
+//
+// Practices' port:
+//   POST /v1/enrolments | /v1/messages (flow detected) | /v1/claims | /v1/amu (not built yet)
+//        practice → authenticate → media type → [SOAP 1.1 body taken out] → MHM decode and
+//        validate (every problem) → author NIHII == authenticated practice → route → new message
+//        id written into the root's @Id ("_<uuid v4>") → XAdES sign (practice key, else gateway
+//        key; a request already signed is verified against `trust` instead) → Commit → 202.
+//   GET  /v1/messages/{id}, /v1/messages/{id}/answer,
+//   /v1/messages?state=&kind=&since=&cursor=&limit=
+//        owning practice only (another practice's id is a 404, audited as a denial)
+//   GET  /v1/admin/dead-letters?cursor=&limit=, POST /v1/admin/messages/{id}/replay   ops
+//   GET  /v1/audit?practice=&patient=&kind=&from=&to=&cursor=&limit=, GET /v1/audit/verify
+//        auditor; every query is audited first (fail closed: 503 when it cannot be)
+// Ops port: GET /healthz, /readyz, /metrics (no authentication: the port is the boundary).
+//
+// Errors are application/problem+json {type, title, status, detail, errors?}, the status from
+// HttpStatusFor (405 for a known path with another method). No response, log line or status
+// message ever holds a NISS, a name or an amount; a patient appears only as its keyed pseudonym.
+// Every authentication or authorisation denial is audited ("denied").
+// Each request updates passerelle_requests_total{kind,status} and
+// passerelle_request_duration_seconds{kind}, kind = enrolment | claim | amu | messages (POST
+// /v1/messages of no known flow) | status | answer | list | admin | audit | ops | other, and
+// writes one log line (Logger: path without query, status, practice, message id, duration).
+//
+// Thread-safety: Handle/HandleOps may be called concurrently; every dependency is borrowed and
+// must be thread-safe and outlive the Api.
+#ifndef PSL_GATEWAY_API_H_
+#define PSL_GATEWAY_API_H_
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <openssl/x509_vfy.h>
+
+#include "base/clock.h"
+#include "base/crypto_handles.h"
+#include "base/status.h"
+#include "codecs/schema_registry.h"
+#include "gateway/auth.h"
+#include "gateway/config.h"
+#include "gateway/http_types.h"
+#include "gateway/log.h"
+#include "gateway/metrics.h"
+#include "gateway/routing.h"
+#include "store/store.h"
+
+namespace psl::gateway {
+
+// What GET /readyz reports; the app computes it (store writable, schemas loaded, keys valid and
+// not about to expire, not draining). `reasons` say why not ready (no secrets, no patient data).
+struct Readiness {
+  bool ready = false;
+  std::vector<std::string> reasons;
+};
+using ReadinessProbe = std::function<Readiness()>;
+
+// Borrowed dependencies (none owned). Required: config, queue, audit, schemas, clock, routing,
+// and a signing identity for every practice (its own in practice_identities, else
+// gateway_identity). Optional: signing_clock, trust, metrics, logger, readiness, on_committed.
+struct ApiDeps {
+  const Config* config = nullptr;
+  store::DurableQueue* queue = nullptr;
+  store::AuditLog* audit = nullptr;
+  const codecs::SchemaRegistry* schemas = nullptr;
+  // "Now" for the business date rules and the response times.
+  const Clock* clock = nullptr;
+  // "Now" for signing (SigningTime, certificate validity); null = `clock`. Differs only in tests
+  // that validate dated samples with certificates issued today.
+  const Clock* signing_clock = nullptr;
+  const RoutingTable* routing = nullptr;
+  const SigningIdentity* gateway_identity = nullptr;  // fallback signing key; may be null
+  std::map<std::string, const SigningIdentity*> practice_identities;  // by practice NIHII
+  X509_STORE* trust = nullptr;  // verifies requests that arrive already signed; may be null
+  Metrics* metrics = nullptr;   // may be null (no metrics)
+  std::string pseudonym_key;    // HMAC key of patient pseudonyms (>= 32 bytes)
+  ReadinessProbe readiness;     // empty = never ready ("no readiness probe")
+  Logger* logger = nullptr;     // null = a Logger to stderr owned by the Api
+  // Called once per destination after a new message is committed (not for an idempotent
+  // duplicate) and after a replay, e.g. to wake that insurer's delivery worker. Runs on the
+  // request's thread: must be quick and must not block. May be empty.
+  std::function<void(const std::string& insurer)> on_committed;
+};
+
+class Api {
+ public:
+  // `deps` must satisfy the requirements above (a missing required pointer is a start-up bug:
+  // release-fatal).
+  explicit Api(ApiDeps deps);
+  ~Api();
+  Api(const Api&) = delete;
+  Api& operator=(const Api&) = delete;
+  Api(Api&&) = delete;
+  Api& operator=(Api&&) = delete;
+
+  // The practices' port. Never throws.
+  HttpResponse Handle(const HttpRequest& request);
+  // The ops port: /healthz, /readyz, /metrics. Never throws.
+  HttpResponse HandleOps(const HttpRequest& request);
+
+ private:
+  struct Context;
+  HttpResponse Dispatch(const HttpRequest& request, Context& ctx);
+  HttpResponse Intake(const HttpRequest& request, const std::string& endpoint_kind, Context& ctx);
+  HttpResponse GetMessage(const HttpRequest& request, const std::string& id, bool answer,
+                          Context& ctx);
+  HttpResponse ListMessages(const HttpRequest& request, Context& ctx);
+  HttpResponse ListDeadLetters(const HttpRequest& request, Context& ctx);
+  HttpResponse ReplayMessage(const HttpRequest& request, const std::string& id, Context& ctx);
+  HttpResponse QueryAudit(const HttpRequest& request, Context& ctx);
+  HttpResponse VerifyAudit(const HttpRequest& request, Context& ctx);
+
+  // Authorises `role`; on failure audits the denial and fills *denied with the 401/403.
+  std::optional<Principal> Require(const HttpRequest& request, Role role, Context& ctx,
+                                   HttpResponse* denied);
+  void AuditDenial(const std::string& actor, const std::string& practice,
+                   const std::string& message_id, int status, const std::string& reason,
+                   Context& ctx);
+  void Finish(const HttpRequest& request, const HttpResponse& response, Context& ctx);
+
+  ApiDeps deps_;
+  Authenticator auth_;
+  std::unique_ptr<Logger> own_logger_;
+  Logger* logger_;
+  GatewayMetrics metrics_;
+};
+
+}  // namespace psl::gateway
+
+#endif  // PSL_GATEWAY_API_H_

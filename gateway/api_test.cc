@@ -1,0 +1,918 @@
+#include "gateway/api.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <openssl/pem.h>
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include <openssl/x509.h>
+
+#include "base/testing/fake_clock.h"
+#include "certs/key_store.h"
+#include "certs/trust_store.h"
+#include "codecs/testing/mhm_test_support.h"
+#include "codecs/testing/xades_test_support.h"
+#include "codecs/xades.h"
+#include "store/memory_store.h"
+
+#include <nlohmann/json.hpp>
+
+namespace psl::gateway {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+using Json = nlohmann::json;
+
+constexpr char kPracticeA[] = "81234530000";
+constexpr char kPracticeB[] = "85432155100";
+constexpr char kSampleNiss[] = "90010100123";
+constexpr char kOpsToken[] = "ops-secret-token";
+constexpr char kAuditorToken[] = "auditor-secret-token";
+constexpr char kPseudonymKey[] = "0123456789abcdef0123456789abcdef";
+
+const certs::testing::TestPki& Pki() {
+  return certs::testing::SharedTestPki();
+}
+
+X509Ptr LoadCert(const std::string& name) {
+  const std::string pem = codecs::xades_test::ReadFile((Pki() / (name + ".pem")).string());
+  BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  return X509Ptr(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+}
+
+// The identity the TLS layer would report for the leaf `name` of the test PKI.
+PeerIdentity PeerOf(const std::string& name) {
+  X509Ptr cert = LoadCert(name);
+  EXPECT_NE(cert, nullptr) << name;
+  PeerIdentity peer;
+  if (cert == nullptr) {
+    return peer;
+  }
+  unsigned char* der = nullptr;
+  const int length = i2d_X509(cert.get(), &der);
+  peer.has_certificate = true;
+  peer.subject = certs::SubjectOf(cert.get());
+  peer.sha256 = Sha256Hex(
+      std::string_view(reinterpret_cast<const char*>(der), static_cast<std::size_t>(length)));
+  OPENSSL_free(der);
+  peer.remote = "127.0.0.1:40000";
+  return peer;
+}
+
+SigningIdentity LoadIdentity(const std::string& name) {
+  const std::filesystem::path chain = Pki() / (name + "-chain.pem");
+  StatusOr<SigningIdentity> id =
+      certs::LoadPemIdentity(Pki() / (name + ".key"), Pki() / (name + ".pem"), &chain, nullptr);
+  EXPECT_TRUE(id.ok()) << id.status().ToString();
+  return id.ok() ? std::move(id).value() : SigningIdentity{};
+}
+
+std::optional<std::string> HeaderOf(const HttpResponse& r, std::string_view name) {
+  for (const auto& [key, value] : r.headers) {
+    if (key == name) {
+      return value;
+    }
+  }
+  return std::nullopt;
+}
+
+// Practice A's MHM sample (unsigned: the placeholder Xades removed).
+std::string EnvelopeA() {
+  return codecs::xades_test::SampleEnvelope();
+}
+
+// The same request authored by practice B.
+std::string EnvelopeB() {
+  const std::string detail =
+      codecs::mhm_test::ReplaceAll(codecs::mhm_test::SampleDetail(), kPracticeA, kPracticeB);
+  return codecs::mhm_test::ReplaceAll(codecs::mhm_test::WithDetail(EnvelopeA(), detail), kPracticeA,
+                                      kPracticeB);
+}
+
+// Who calls: a certificate, a bearer token, both or neither.
+struct Caller {
+  std::string name;
+  PeerIdentity peer;
+  std::string bearer;  // "" = no Authorization header
+};
+
+class ApiTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    codecs::xades_test::InitLibraries();
+    (void)codecs::mhm_test::TestSchemas();
+    ASSERT_TRUE(Pki().ok());
+  }
+
+  void SetUp() override {
+    clock_.SetUtc(2025, 1, 2, 10, 0);  // 11:00 in Brussels, the samples' request date
+    practice_a_key_ = LoadIdentity("practice-81234530000");
+    gateway_key_ = LoadIdentity("gateway");
+    StatusOr<X509StorePtr> trust = certs::LoadTrustStore(Pki() / "ca.pem");
+    ASSERT_TRUE(trust.ok()) << trust.status().ToString();
+    trust_ = std::move(trust).value();
+
+    peer_a_ = PeerOf("practice-81234530000");
+    peer_b_ = PeerOf("practice-85432155100");
+    PracticeConfig a;
+    a.nihii = kPracticeA;
+    a.cert_subjects = {peer_a_.subject};
+    PracticeConfig b;
+    b.nihii = kPracticeB;
+    b.cert_sha256 = {peer_b_.sha256};  // B is recognised by fingerprint
+    config_.practices[kPracticeA] = a;
+    config_.practices[kPracticeB] = b;
+    config_.auth.ops_token_sha256 = {Sha256Hex(kOpsToken)};
+    config_.auth.auditor_token_sha256 = {Sha256Hex(kAuditorToken)};
+    config_.auth.ops_cert_subjects = {PeerOf("ops").subject};
+    config_.auth.auditor_cert_subjects = {PeerOf("auditor").subject};
+    config_.server.max_body_bytes = 256 << 10;
+    InsurerConfig union300;
+    union300.key = "300";
+    union300.endpoints[MessageKind::kEnrolment] = "https://insurer-300.test/mhm";
+    config_.insurers["300"] = union300;
+    Rebuild();
+  }
+
+  // (Re)creates the store, the routing table and the Api from config_.
+  void Rebuild() {
+    api_.reset();
+    store_ = std::make_unique<store::MemoryStore>(&clock_);
+    routing_ = std::make_unique<RoutingTable>(
+        config_, [this](const std::string&) { return registry_answer_; });
+    logger_ = std::make_unique<Logger>(
+        LogLevel::kDebug, [this](std::string_view line) { log_lines_.emplace_back(line); },
+        &clock_);
+    metrics_ = std::make_unique<Metrics>();
+    ApiDeps deps;
+    deps.config = &config_;
+    deps.queue = store_.get();
+    deps.audit = store_.get();
+    deps.schemas = &codecs::mhm_test::TestSchemas();
+    deps.clock = &clock_;
+    deps.signing_clock = &system_clock_;  // the test PKI is issued today, the samples are 2025
+    deps.routing = routing_.get();
+    deps.gateway_identity = &gateway_key_;
+    deps.practice_identities[kPracticeA] = &practice_a_key_;
+    deps.trust = trust_.get();
+    deps.metrics = metrics_.get();
+    deps.pseudonym_key = kPseudonymKey;
+    deps.readiness = [this] {
+      return readiness_;
+    };
+    deps.logger = logger_.get();
+    deps.on_committed = [this](const std::string& insurer) {
+      notified_.push_back(insurer);
+    };
+    api_ = std::make_unique<Api>(std::move(deps));
+  }
+
+  void TearDown() override {
+    // No patient value ever leaves: not in a response, not in a log line.
+    for (const std::string& text : seen_) {
+      EXPECT_THAT(text, Not(HasSubstr(kSampleNiss)));
+      EXPECT_THAT(text, Not(HasSubstr("Jean")));  // the sample patient's first name
+    }
+    for (const std::string& line : log_lines_) {
+      EXPECT_THAT(line, Not(HasSubstr(kSampleNiss)));
+      EXPECT_THAT(line, Not(HasSubstr("Jean")));
+      EXPECT_TRUE(Json::accept(line)) << line;
+    }
+  }
+
+  Caller None() const { return {"none", {}, ""}; }
+  Caller A() const { return {"practice A", peer_a_, ""}; }
+  Caller B() const { return {"practice B", peer_b_, ""}; }
+  Caller OpsToken() const { return {"ops token", {}, kOpsToken}; }
+  Caller OpsCert() const { return {"ops cert", PeerOf("ops"), ""}; }
+  Caller AuditorToken() const { return {"auditor token", {}, kAuditorToken}; }
+  Caller AuditorCert() const { return {"auditor cert", PeerOf("auditor"), ""}; }
+  Caller BadToken() const { return {"bad token", {}, "not-a-known-token"}; }
+  // A valid practice certificate with a wrong bearer token: still refused.
+  Caller ABadToken() const { return {"practice A + bad token", peer_a_, "wrong"}; }
+
+  HttpResponse Send(const Caller& who, std::string method, std::string target,
+                    std::string body = "", HttpHeaders headers = {}) {
+    HttpRequest request;
+    request.method = std::move(method);
+    request.target = std::move(target);
+    request.body = std::move(body);
+    request.peer = who.peer;
+    request.headers = std::move(headers);
+    if (!who.bearer.empty()) {
+      request.headers.emplace_back("authorization", "Bearer " + who.bearer);
+    }
+    HttpResponse response = api_->Handle(request);
+    seen_.push_back(response.body);
+    for (const auto& [k, v] : response.headers) {
+      seen_.push_back(v);
+    }
+    return response;
+  }
+
+  HttpResponse Post(const Caller& who, const std::string& path, std::string body,
+                    std::string content_type = "application/xml", std::string key = "") {
+    HttpHeaders headers = {{"content-type", std::move(content_type)}};
+    if (!key.empty()) {
+      headers.emplace_back("idempotency-key", std::move(key));
+    }
+    return Send(who, "POST", path, std::move(body), std::move(headers));
+  }
+
+  HttpResponse Ops(const std::string& target, const std::string& method = "GET") {
+    HttpRequest request;
+    request.method = method;
+    request.target = target;
+    HttpResponse response = api_->HandleOps(request);
+    seen_.push_back(response.body);
+    return response;
+  }
+
+  static Json Body(const HttpResponse& r) {
+    Json j = Json::parse(r.body, nullptr, /*allow_exceptions=*/false);
+    EXPECT_FALSE(j.is_discarded()) << r.body;
+    return j;
+  }
+
+  // Commits a message straight into the store (no signing) for `practice`.
+  std::string SeedMessage(const std::string& practice, const std::string& id) {
+    store::NewMessage m;
+    m.id = id;
+    m.practice_nihii = practice;
+    m.flow_kind = "enrolment";
+    m.operation = "SendSubscription";
+    m.destinations = {"300"};
+    m.body_sha256 = Sha256Hex(id);
+    m.payload = "<signed/>";
+    m.patient_pseudonym = store::PatientPseudonym(kPseudonymKey, kSampleNiss);
+    StatusOr<store::CommitResult> r = store_->Commit(std::move(m));
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return id;
+  }
+
+  // Delivers `id` (the only message due for 300) and records an answer.
+  void Answer(const std::string& id) {
+    StatusOr<std::optional<store::Lease>> lease =
+        store_->LeaseNext("300", clock_.Now(), std::chrono::seconds(30));
+    ASSERT_TRUE(lease.ok() && lease->has_value());
+    ASSERT_EQ((*lease)->message_id, id);
+    store::NewAnswer answer;
+    answer.document = "<answer>accepted</answer>";
+    answer.decision = "accepted";
+    ASSERT_TRUE(store_->Ack(**lease, answer).ok());
+  }
+
+  void DeadLetter(const std::string& id) {
+    StatusOr<std::optional<store::Lease>> lease =
+        store_->LeaseNext("300", clock_.Now(), std::chrono::seconds(30));
+    ASSERT_TRUE(lease.ok() && lease->has_value());
+    ASSERT_EQ((*lease)->message_id, id);
+    ASSERT_TRUE(store_->DeadLetter(**lease, "insurer answered 400").ok());
+  }
+
+  std::vector<store::AuditEvent> AuditEvents(const std::string& kind) {
+    store::AuditQuery q;
+    q.kind = kind;
+    store::PageRequest page;
+    page.limit = 1000;
+    StatusOr<store::AuditPage> p = store_->Query(q, page);
+    EXPECT_TRUE(p.ok());
+    return p.ok() ? p->events : std::vector<store::AuditEvent>{};
+  }
+
+  psl::testing::FakeClock clock_;
+  SystemClock system_clock_;
+  Config config_;
+  SigningIdentity practice_a_key_;
+  SigningIdentity gateway_key_;
+  X509StorePtr trust_;
+  PeerIdentity peer_a_;
+  PeerIdentity peer_b_;
+  std::optional<std::string> registry_answer_ = "319";  // member registry: patient -> 319
+  Readiness readiness_{true, {}};
+  std::unique_ptr<store::MemoryStore> store_;
+  std::unique_ptr<RoutingTable> routing_;
+  std::unique_ptr<Logger> logger_;
+  std::unique_ptr<Metrics> metrics_;
+  std::unique_ptr<Api> api_;
+  std::vector<std::string> log_lines_;
+  std::vector<std::string> seen_;
+  std::mutex notified_mu_;
+  std::vector<std::string> notified_;  // on_committed calls
+};
+
+TEST_F(ApiTest, AcceptedEnrolmentIsSignedCommittedAndQueued) {
+  HttpResponse r = Post(A(), "/v1/enrolments", EnvelopeA());
+  ASSERT_EQ(r.status, 202) << r.body;
+  Json body = Body(r);
+  const std::string id = body["id"];
+  EXPECT_EQ(body["kind"], "enrolment");
+  EXPECT_EQ(body["flow"], "mhm");
+  EXPECT_EQ(body["insurer"], "300");  // mutuality 319 from the registry -> union 300
+  EXPECT_EQ(body["state"], "queued");
+  EXPECT_EQ(HeaderOf(r, "location"), "/v1/messages/" + id);
+  EXPECT_THAT(id, ::testing::MatchesRegex(
+                      "[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"));
+
+  HttpResponse status = Send(A(), "GET", "/v1/messages/" + id);
+  ASSERT_EQ(status.status, 200) << status.body;
+  Json state = Body(status);
+  EXPECT_EQ(state["state"], "queued");
+  EXPECT_EQ(state["insurer"], "300");
+  EXPECT_EQ(state["attempts"], 0);
+  EXPECT_TRUE(state["answer"].is_null());
+
+  // The stored payload carries the gateway's id in the root @Id and a signature that verifies.
+  StatusOr<std::string> payload = store_->Payload(id);
+  ASSERT_TRUE(payload.ok());
+  EXPECT_THAT(*payload, HasSubstr("Id=\"_" + id + "\""));
+  StatusOr<codecs::VerifiedSignature> verified =
+      codecs::VerifyBlobRequest(*payload, trust_.get(), system_clock_);
+  ASSERT_TRUE(verified.ok()) << verified.status().ToString();
+  EXPECT_EQ(verified->signer_subject, peer_a_.subject);  // the practice's own key
+
+  StatusOr<store::MessageRecord> record = store_->Get(id);
+  ASSERT_TRUE(record.ok());
+  EXPECT_EQ(record->practice_nihii, kPracticeA);
+  EXPECT_EQ(record->operation, "SendSubscription");
+  EXPECT_EQ(record->patient_pseudonym, store::PatientPseudonym(kPseudonymKey, kSampleNiss));
+  EXPECT_EQ(record->body_sha256, Sha256Hex(EnvelopeA()));
+  std::vector<store::AuditEvent> accepted = AuditEvents("accepted");
+  ASSERT_EQ(accepted.size(), 1u);
+  EXPECT_EQ(accepted[0].actor, std::string("practice:") + kPracticeA);
+  EXPECT_EQ(notified_, std::vector<std::string>{"300"});  // the delivery worker is woken
+}
+
+TEST_F(ApiTest, PracticeWithoutItsOwnKeyIsSignedWithTheGatewayKey) {
+  HttpResponse r = Post(B(), "/v1/messages", EnvelopeB(), "text/xml; charset=utf-8");
+  ASSERT_EQ(r.status, 202) << r.body;
+  const std::string id = Body(r)["id"];
+  StatusOr<std::string> payload = store_->Payload(id);
+  ASSERT_TRUE(payload.ok());
+  StatusOr<codecs::VerifiedSignature> verified =
+      codecs::VerifyBlobRequest(*payload, trust_.get(), system_clock_);
+  ASSERT_TRUE(verified.ok()) << verified.status().ToString();
+  EXPECT_EQ(verified->signer_subject, certs::SubjectOf(gateway_key_.certificate.get()));
+}
+
+TEST_F(ApiTest, RequestSignedByThePracticeIsVerifiedNotResigned) {
+  StatusOr<std::string> signed_a =
+      codecs::SignBlobRequest(EnvelopeA(), practice_a_key_, nullptr, system_clock_);
+  ASSERT_TRUE(signed_a.ok()) << signed_a.status().ToString();
+  HttpResponse r = Post(A(), "/v1/enrolments", *signed_a);
+  ASSERT_EQ(r.status, 202) << r.body;
+  StatusOr<std::string> payload = store_->Payload(Body(r)["id"].get<std::string>());
+  ASSERT_TRUE(payload.ok());
+  EXPECT_EQ(codecs::xades_test::ElementText(*payload, "Xades"),
+            codecs::xades_test::ElementText(*signed_a, "Xades"));
+  EXPECT_TRUE(codecs::VerifyBlobRequest(*payload, trust_.get(), system_clock_).ok());
+
+  // Signed with another practice's key: refused and audited.
+  SigningIdentity key_b = LoadIdentity("practice-85432155100");
+  StatusOr<std::string> signed_b =
+      codecs::SignBlobRequest(EnvelopeA(), key_b, nullptr, system_clock_);
+  ASSERT_TRUE(signed_b.ok());
+  EXPECT_EQ(Post(A(), "/v1/enrolments", *signed_b).status, 403);
+  ASSERT_EQ(AuditEvents("denied").size(), 1u);
+  EXPECT_THAT(AuditEvents("denied")[0].outcome_codes, ::testing::Contains("signer-mismatch"));
+
+  // A Xades that does not verify (the sample's placeholder) is a 422.
+  const std::string placeholder =
+      codecs::mhm_test::ReadShared("samples/mhm-SendSubscriptionRequest.SYNTHETIC.xml");
+  HttpResponse bad = Post(A(), "/v1/enrolments", placeholder);
+  EXPECT_EQ(bad.status, 422) << bad.body;
+  EXPECT_EQ(Body(bad)["errors"][0]["code"], "PSL-XADES");
+}
+
+TEST_F(ApiTest, ConcurrentIntakeGivesEveryRequestItsOwnMessage) {
+  const std::string envelope = EnvelopeA();
+  constexpr int kThreads = 4;
+  constexpr int kPerThread = 5;
+  std::vector<std::vector<HttpResponse>> responses(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        HttpRequest request;
+        request.method = "POST";
+        request.target = "/v1/enrolments";
+        request.body = envelope;
+        request.peer = peer_a_;
+        request.headers = {{"content-type", "application/xml"},
+                           {"idempotency-key", "k-" + std::to_string(t) + "-" + std::to_string(i)}};
+        responses[t].push_back(api_->Handle(request));
+      }
+    });
+  }
+  for (std::thread& th : threads) {
+    th.join();
+  }
+  std::set<std::string> ids;
+  for (const auto& per_thread : responses) {
+    for (const HttpResponse& r : per_thread) {
+      ASSERT_EQ(r.status, 202) << r.body;
+      seen_.push_back(r.body);
+      ids.insert(Body(r)["id"].get<std::string>());
+    }
+  }
+  EXPECT_EQ(ids.size(), static_cast<std::size_t>(kThreads * kPerThread));
+  EXPECT_EQ(AuditEvents("accepted").size(), ids.size());
+}
+
+TEST_F(ApiTest, SoapEnvelopeFromPracticeSoftwareIsUnwrapped) {
+  std::string body = EnvelopeA();
+  body.erase(0, body.find("<mhm:SendSubscriptionRequest"));
+  const std::string soap =
+      "<soapenv:Envelope xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\">"
+      "<soapenv:Header/><soapenv:Body>" +
+      body + "</soapenv:Body></soapenv:Envelope>";
+  HttpResponse r = Post(A(), "/v1/enrolments", soap, "text/xml");
+  ASSERT_EQ(r.status, 202) << r.body;
+}
+
+TEST_F(ApiTest, IdempotentRetryReturnsTheSameId) {
+  HttpResponse first = Post(A(), "/v1/enrolments", EnvelopeA(), "application/xml", "key-1");
+  ASSERT_EQ(first.status, 202) << first.body;
+  HttpResponse again = Post(A(), "/v1/enrolments", EnvelopeA(), "application/xml", "key-1");
+  ASSERT_EQ(again.status, 202) << again.body;
+  EXPECT_EQ(Body(again)["id"], Body(first)["id"]);
+  EXPECT_EQ(notified_.size(), 1u);  // nothing new to deliver for the duplicate
+  EXPECT_EQ(HeaderOf(again, "location"), HeaderOf(first, "location"));
+  EXPECT_EQ(HeaderOf(again, "idempotent-replayed"), "true");
+  StatusOr<store::MessagePage> page = store_->List(kPracticeA, {}, {});
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(page->records.size(), 1u);
+
+  // Without a key, the same body is a new message.
+  HttpResponse other = Post(A(), "/v1/enrolments", EnvelopeA());
+  ASSERT_EQ(other.status, 202);
+  EXPECT_NE(Body(other)["id"], Body(first)["id"]);
+}
+
+TEST_F(ApiTest, IdempotencyKeyReusedWithAnotherBodyIsAConflict) {
+  ASSERT_EQ(Post(A(), "/v1/enrolments", EnvelopeA(), "application/xml", "key-2").status, 202);
+  const std::string changed = EnvelopeA() + "\n<!-- another body -->\n";
+  HttpResponse r = Post(A(), "/v1/enrolments", changed, "application/xml", "key-2");
+  EXPECT_EQ(r.status, 409) << r.body;
+  EXPECT_EQ(HeaderOf(r, "content-type"), "application/problem+json");
+  EXPECT_EQ(Body(r)["status"], 409);
+}
+
+TEST_F(ApiTest, WrongMediaTypeIs415) {
+  EXPECT_EQ(Post(A(), "/v1/enrolments", EnvelopeA(), "application/json").status, 415);
+  EXPECT_EQ(Post(A(), "/v1/enrolments", EnvelopeA(), "text/plain").status, 415);
+  HttpResponse none = Send(A(), "POST", "/v1/enrolments", EnvelopeA());
+  EXPECT_EQ(none.status, 415);
+  EXPECT_EQ(HeaderOf(none, "content-type"), "application/problem+json");
+  EXPECT_EQ(Body(none)["type"], "urn:passerelle:problem:unsupported");
+}
+
+TEST_F(ApiTest, InvalidRequestIs422WithEveryProblem) {
+  // Two independent rule breaches in the payload: a NISS with a bad check digit and a request
+  // date that is not today.
+  std::string detail = codecs::mhm_test::SampleDetail();
+  detail = codecs::mhm_test::ReplaceAll(detail, ">90010100123<", ">90010100124<");
+  detail = codecs::mhm_test::Replace(detail, "<ns2:date>2025-01-02</ns2:date>",
+                                     "<ns2:date>2025-01-03</ns2:date>");
+  std::string envelope = codecs::mhm_test::WithDetail(EnvelopeA(), detail);
+  envelope = codecs::mhm_test::Replace(envelope, "<mc:Ssin>90010100123</mc:Ssin>",
+                                       "<mc:Ssin>90010100124</mc:Ssin>");
+  HttpResponse r = Post(A(), "/v1/enrolments", envelope);
+  ASSERT_EQ(r.status, 422) << r.body;
+  Json body = Body(r);
+  EXPECT_EQ(body["status"], 422);
+  ASSERT_TRUE(body["errors"].is_array());
+  std::vector<std::string> codes;
+  for (const Json& e : body["errors"]) {
+    codes.push_back(e["code"]);
+  }
+  // 146: request date after today; 111: ID-PATIENT check digits; and the envelope's Ssin.
+  EXPECT_THAT(codes, ::testing::IsSupersetOf({"146", "111", "PSL-MHM-ROUTING-SSIN"}));
+  for (const Json& e : body["errors"]) {
+    for (const char* field : {"code", "message", "line", "column", "path"}) {
+      EXPECT_TRUE(e.contains(field)) << field << " in " << e.dump();
+    }
+    EXPECT_FALSE(e["code"].get<std::string>().empty());
+  }
+  EXPECT_THAT(r.body, Not(HasSubstr("90010100124")));  // never echoes a patient value
+  EXPECT_TRUE(AuditEvents("accepted").empty());
+}
+
+TEST_F(ApiTest, MalformedXmlIs400AndOversizedBodyIs413) {
+  HttpResponse bad = Post(A(), "/v1/enrolments", "<a><b></a>");
+  EXPECT_EQ(bad.status, 400) << bad.body;
+  EXPECT_EQ(Body(bad)["errors"][0]["code"], "PSL-XML-SYNTAX");
+  HttpResponse doctype = Post(A(), "/v1/enrolments", "<!DOCTYPE a [<!ENTITY x \"y\">]><a>&x;</a>");
+  EXPECT_EQ(doctype.status, 400);
+  EXPECT_EQ(Body(doctype)["errors"][0]["code"], "PSL-XML-DOCTYPE");
+
+  const std::string big = "<a>" + std::string(config_.server.max_body_bytes, 'x') + "</a>";
+  EXPECT_EQ(Post(A(), "/v1/enrolments", big).status, 413);
+}
+
+TEST_F(ApiTest, AuthorOtherThanTheAuthenticatedPracticeIs403AndAudited) {
+  HttpResponse r = Post(B(), "/v1/enrolments", EnvelopeA());
+  EXPECT_EQ(r.status, 403) << r.body;
+  std::vector<store::AuditEvent> denied = AuditEvents("denied");
+  ASSERT_EQ(denied.size(), 1u);
+  EXPECT_EQ(denied[0].actor, std::string("practice:") + kPracticeB);
+  EXPECT_THAT(denied[0].outcome_codes, ::testing::Contains("sender-mismatch"));
+  EXPECT_TRUE(AuditEvents("accepted").empty());
+}
+
+TEST_F(ApiTest, UnknownInsurerIs422) {
+  registry_answer_ = std::nullopt;  // the message names no mutuality; the registry knows nothing
+  HttpResponse r = Post(A(), "/v1/enrolments", EnvelopeA());
+  EXPECT_EQ(r.status, 422) << r.body;
+  EXPECT_EQ(Body(r)["detail"], "insurer cannot be determined");
+  EXPECT_EQ(Body(r)["errors"][0]["code"], "PSL-ROUTE");
+}
+
+TEST_F(ApiTest, StoreThatCannotCommitGives503WithRetryAfter) {
+  store_->SetUnavailable(true);
+  HttpResponse r = Post(A(), "/v1/enrolments", EnvelopeA(), "application/xml", "key-3");
+  EXPECT_EQ(r.status, 503) << r.body;
+  EXPECT_TRUE(HeaderOf(r, "retry-after").has_value());
+  store_->SetUnavailable(false);
+  StatusOr<store::MessagePage> page = store_->List(kPracticeA, {}, {});
+  ASSERT_TRUE(page.ok());
+  EXPECT_TRUE(page->records.empty());
+  // The client's retry with the same key then succeeds.
+  EXPECT_EQ(Post(A(), "/v1/enrolments", EnvelopeA(), "application/xml", "key-3").status, 202);
+}
+
+TEST_F(ApiTest, DocumentsOfOtherFlowsNameTheirEndpointOrAreNotSupportedYet) {
+  const std::string claim =
+      codecs::mhm_test::ReadShared("samples/genasync-post-eFact-HCPFAC.SYNTHETIC.xml");
+  HttpResponse to_enrolments = Post(A(), "/v1/enrolments", claim);
+  EXPECT_EQ(to_enrolments.status, 422) << to_enrolments.body;
+  EXPECT_THAT(Body(to_enrolments)["detail"].get<std::string>(), HasSubstr("/v1/claims"));
+  EXPECT_EQ(Post(A(), "/v1/claims", claim).status, 415);
+  EXPECT_EQ(Post(A(), "/v1/messages", claim).status, 415);
+
+  HttpResponse mhm_to_claims = Post(A(), "/v1/claims", EnvelopeA());
+  EXPECT_EQ(mhm_to_claims.status, 422);
+  EXPECT_THAT(Body(mhm_to_claims)["detail"].get<std::string>(), HasSubstr("/v1/enrolments"));
+  HttpResponse mhm_to_amu = Post(A(), "/v1/amu", EnvelopeA());
+  EXPECT_EQ(mhm_to_amu.status, 422);
+
+  const std::string unknown =
+      codecs::mhm_test::ReadShared("samples/mda-AttributeQuery.SYNTHETIC.xml");
+  HttpResponse r = Post(A(), "/v1/messages", unknown);
+  EXPECT_EQ(r.status, 415) << r.body;
+  EXPECT_EQ(Body(r)["errors"][0]["code"], "PSL-FLOW-UNKNOWN");
+
+  const std::string bare = codecs::mhm_test::SampleDetail();
+  EXPECT_EQ(Post(A(), "/v1/enrolments", bare).status, 422);
+}
+
+TEST_F(ApiTest, UnknownPathIs404AndWrongMethodIs405) {
+  EXPECT_EQ(Send(A(), "GET", "/v1/nothing").status, 404);
+  EXPECT_EQ(Send(A(), "GET", "/").status, 404);
+  EXPECT_EQ(Send(A(), "GET", "/v2/messages").status, 404);
+  HttpResponse r = Send(A(), "GET", "/v1/enrolments");
+  EXPECT_EQ(r.status, 405);
+  EXPECT_EQ(HeaderOf(r, "allow"), "POST");
+  EXPECT_EQ(Send(A(), "DELETE", "/v1/messages").status, 405);
+  EXPECT_EQ(Send(OpsToken(), "GET", "/v1/admin/messages/x/replay").status, 405);
+}
+
+TEST_F(ApiTest, AnswerIsServedOnceRecorded) {
+  HttpResponse r = Post(A(), "/v1/enrolments", EnvelopeA());
+  ASSERT_EQ(r.status, 202);
+  const std::string id = Body(r)["id"];
+  EXPECT_EQ(Send(A(), "GET", "/v1/messages/" + id + "/answer").status, 404);
+  Answer(id);
+  HttpResponse answer = Send(A(), "GET", "/v1/messages/" + id + "/answer");
+  ASSERT_EQ(answer.status, 200);
+  EXPECT_EQ(answer.body, "<answer>accepted</answer>");
+  Json state = Body(Send(A(), "GET", "/v1/messages/" + id));
+  EXPECT_EQ(state["state"], "answered");
+  EXPECT_EQ(state["answer"]["decision"], "accepted");
+}
+
+TEST_F(ApiTest, ListingShowsOnlyOwnMessagesFilteredAndPaged) {
+  SeedMessage(kPracticeA, "a-1");
+  clock_.SetUtc(2025, 1, 2, 10, 1);
+  SeedMessage(kPracticeA, "a-2");
+  clock_.SetUtc(2025, 1, 2, 10, 2);
+  SeedMessage(kPracticeA, "a-3");
+  SeedMessage(kPracticeB, "b-1");
+  Answer("a-1");
+
+  Json all = Body(Send(A(), "GET", "/v1/messages?limit=2"));
+  ASSERT_EQ(all["messages"].size(), 2u);
+  EXPECT_EQ(all["messages"][0]["id"], "a-3");  // newest first
+  ASSERT_TRUE(all["next_cursor"].is_string());
+  Json rest = Body(
+      Send(A(), "GET", "/v1/messages?limit=2&cursor=" + all["next_cursor"].get<std::string>()));
+  ASSERT_EQ(rest["messages"].size(), 1u);
+  EXPECT_EQ(rest["messages"][0]["id"], "a-1");
+  EXPECT_TRUE(rest["next_cursor"].is_null());
+
+  Json answered = Body(Send(A(), "GET", "/v1/messages?state=answered&kind=enrolment"));
+  ASSERT_EQ(answered["messages"].size(), 1u);
+  EXPECT_EQ(answered["messages"][0]["id"], "a-1");
+  Json since = Body(Send(A(), "GET", "/v1/messages?since=2025-01-02T10:01:00Z"));
+  EXPECT_EQ(since["messages"].size(), 2u);
+  Json offset = Body(Send(A(), "GET", "/v1/messages?since=2025-01-02T11:01:00%2B01:00"));
+  EXPECT_EQ(offset["messages"].size(), 2u);
+  Json literal_plus = Body(Send(A(), "GET", "/v1/messages?since=2025-01-02T11:01:00+01:00"));
+  EXPECT_EQ(literal_plus["messages"].size(), 2u);
+  Json b = Body(Send(B(), "GET", "/v1/messages"));
+  ASSERT_EQ(b["messages"].size(), 1u);
+  EXPECT_EQ(b["messages"][0]["id"], "b-1");
+
+  EXPECT_EQ(Send(A(), "GET", "/v1/messages?state=lost").status, 400);
+  EXPECT_EQ(Send(A(), "GET", "/v1/messages?limit=0").status, 400);
+  EXPECT_EQ(Send(A(), "GET", "/v1/messages?since=yesterday").status, 400);
+  EXPECT_EQ(Send(A(), "GET", "/v1/messages?cursor=b-1").status, 400);
+}
+
+TEST_F(ApiTest, DeadLettersAreListedAndReplayIsAuditedWithTheActor) {
+  SeedMessage(kPracticeA, "dead-1");
+  DeadLetter("dead-1");
+  Json list = Body(Send(OpsToken(), "GET", "/v1/admin/dead-letters"));
+  ASSERT_EQ(list["dead_letters"].size(), 1u);
+  EXPECT_EQ(list["dead_letters"][0]["message_id"], "dead-1");
+  EXPECT_EQ(list["dead_letters"][0]["reason"], "insurer answered 400");
+
+  HttpResponse replay = Send(OpsToken(), "POST", "/v1/admin/messages/dead-1/replay");
+  ASSERT_EQ(replay.status, 200) << replay.body;
+  EXPECT_EQ(notified_, std::vector<std::string>{"300"});
+  std::vector<store::AuditEvent> replayed = AuditEvents("replayed");
+  ASSERT_EQ(replayed.size(), 1u);
+  EXPECT_EQ(replayed[0].actor, "ops:token:" + Sha256Hex(kOpsToken).substr(0, 12));
+  EXPECT_EQ(Body(Send(A(), "GET", "/v1/messages/dead-1"))["state"], "queued");
+  EXPECT_EQ(Send(OpsToken(), "POST", "/v1/admin/messages/dead-1/replay").status, 404);
+}
+
+TEST_F(ApiTest, AuditQueryByNissMatchesThePseudonymAndIsItselfAudited) {
+  ASSERT_EQ(Post(A(), "/v1/enrolments", EnvelopeA()).status, 202);
+  HttpResponse r =
+      Send(AuditorToken(), "GET", std::string("/v1/audit?patient=90.01.01-001.23&kind=accepted"));
+  ASSERT_EQ(r.status, 200) << r.body;
+  Json body = Body(r);
+  ASSERT_EQ(body["events"].size(), 1u);
+  EXPECT_EQ(body["events"][0]["patient_pseudonym"],
+            store::PatientPseudonym(kPseudonymKey, kSampleNiss));
+  EXPECT_EQ(body["events"][0]["practice"], kPracticeA);
+  EXPECT_THAT(r.body, Not(HasSubstr("90.01.01")));
+
+  std::vector<store::AuditEvent> queries = AuditEvents("audit-query");
+  ASSERT_EQ(queries.size(), 1u);
+  EXPECT_EQ(queries[0].actor, "auditor:token:" + Sha256Hex(kAuditorToken).substr(0, 12));
+  EXPECT_EQ(queries[0].patient_pseudonym, store::PatientPseudonym(kPseudonymKey, kSampleNiss));
+  EXPECT_THAT(queries[0].outcome_codes, ::testing::Contains("criteria:patient,kind"));
+
+  Json by_practice = Body(
+      Send(AuditorCert(), "GET",
+           std::string("/v1/audit?practice=") + kPracticeA + "&from=2025-01-01&to=2025-01-03"));
+  EXPECT_GE(by_practice["events"].size(), 1u);
+  EXPECT_EQ(Send(AuditorToken(), "GET", "/v1/audit?patient=123").status, 400);
+  EXPECT_EQ(Send(AuditorToken(), "GET", "/v1/audit?from=soon").status, 400);
+
+  HttpResponse verify = Send(AuditorToken(), "GET", "/v1/audit/verify");
+  ASSERT_EQ(verify.status, 200);
+  EXPECT_EQ(Body(verify)["ok"], true);
+  EXPECT_EQ(AuditEvents("audit-verify").size(), 1u);
+
+  // An audit query that cannot be audited is not answered.
+  store_->SetUnavailable(true);
+  EXPECT_EQ(Send(AuditorToken(), "GET", "/v1/audit").status, 503);
+}
+
+TEST_F(ApiTest, OpsPortServesHealthReadinessAndMetrics) {
+  EXPECT_EQ(Ops("/healthz").status, 200);
+  EXPECT_EQ(Ops("/readyz").status, 200);
+  readiness_ = Readiness{false, {"draining"}};
+  HttpResponse not_ready = Ops("/readyz");
+  EXPECT_EQ(not_ready.status, 503);
+  EXPECT_EQ(Body(not_ready)["reasons"][0], "draining");
+  EXPECT_EQ(Ops("/nothing").status, 404);
+  EXPECT_EQ(Ops("/metrics", "POST").status, 405);
+
+  ASSERT_EQ(Post(A(), "/v1/enrolments", EnvelopeA()).status, 202);
+  EXPECT_EQ(Post(A(), "/v1/enrolments", EnvelopeA(), "text/plain").status, 415);
+  HttpResponse metrics = Ops("/metrics");
+  ASSERT_EQ(metrics.status, 200);
+  EXPECT_EQ(HeaderOf(metrics, "content-type"), kPrometheusContentType);
+  EXPECT_THAT(metrics.body, HasSubstr("# TYPE passerelle_requests_total counter"));
+  EXPECT_THAT(metrics.body,
+              HasSubstr("passerelle_requests_total{kind=\"enrolment\",status=\"202\"} 1\n"));
+  EXPECT_THAT(metrics.body,
+              HasSubstr("passerelle_requests_total{kind=\"enrolment\",status=\"415\"} 1\n"));
+  EXPECT_THAT(metrics.body,
+              HasSubstr("passerelle_request_duration_seconds_count{kind=\"enrolment\"} 2\n"));
+  EXPECT_THAT(metrics.body, HasSubstr("# TYPE passerelle_queue_depth gauge"));
+}
+
+TEST_F(ApiTest, LogLinesAreJsonWithStatusAndNeverTheQueryString) {
+  ASSERT_EQ(Post(A(), "/v1/enrolments", EnvelopeA()).status, 202);
+  Send(AuditorToken(), "GET", "/v1/audit?patient=90010100123");
+  ASSERT_GE(log_lines_.size(), 2u);
+  Json accepted = Json::parse(log_lines_[0]);
+  EXPECT_EQ(accepted["status"], 202);
+  EXPECT_EQ(accepted["practice"], kPracticeA);
+  EXPECT_EQ(accepted["level"], "info");
+  EXPECT_EQ(accepted["time"], "2025-01-02T10:00:00.000Z");
+  EXPECT_FALSE(accepted["message_id"].get<std::string>().empty());
+  Json audit = Json::parse(log_lines_.back());
+  EXPECT_EQ(audit["path"], "/v1/audit");
+  // TearDown checks that no line holds the NISS.
+}
+
+// ---- the authorisation matrix ----
+
+enum class Target {
+  kPostEnrolment,    // practice A's document
+  kPostMessages,     // practice A's document
+  kPostClaims,       // practice A's MHM document (wrong endpoint)
+  kPostAmu,          // idem
+  kGetOwnMessage,    // practice A's message
+  kGetOtherMessage,  // practice B's message
+  kGetOwnAnswer,     // practice A's answered message
+  kGetOtherAnswer,   // practice B's answered message
+  kListMessages,
+  kListDeadLetters,
+  kReplay,  // a dead letter of practice A
+  kAuditQuery,
+  kAuditVerify,
+};
+
+struct MatrixCase {
+  Target target;
+  const char* name;
+  // Expected status per caller: none, A, B, ops token, ops cert, auditor token, auditor cert,
+  // bad token, A with a bad token.
+  std::vector<int> expected;
+};
+
+TEST_F(ApiTest, AuthorisationMatrix) {
+  const std::vector<MatrixCase> cases = {
+      {Target::kPostEnrolment,
+       "POST /v1/enrolments",
+       {401, 202, 403, 403, 403, 403, 403, 401, 401}},
+      {Target::kPostMessages, "POST /v1/messages", {401, 202, 403, 403, 403, 403, 403, 401, 401}},
+      {Target::kPostClaims, "POST /v1/claims", {401, 422, 422, 403, 403, 403, 403, 401, 401}},
+      {Target::kPostAmu, "POST /v1/amu", {401, 422, 422, 403, 403, 403, 403, 401, 401}},
+      {Target::kGetOwnMessage, "GET own message", {401, 200, 404, 403, 403, 403, 403, 401, 401}},
+      {Target::kGetOtherMessage,
+       "GET other's message",
+       {401, 404, 200, 403, 403, 403, 403, 401, 401}},
+      {Target::kGetOwnAnswer, "GET own answer", {401, 200, 404, 403, 403, 403, 403, 401, 401}},
+      {Target::kGetOtherAnswer,
+       "GET other's answer",
+       {401, 404, 200, 403, 403, 403, 403, 401, 401}},
+      {Target::kListMessages, "GET /v1/messages", {401, 200, 200, 403, 403, 403, 403, 401, 401}},
+      {Target::kListDeadLetters, "GET dead letters", {401, 403, 403, 200, 200, 403, 403, 401, 401}},
+      {Target::kReplay, "POST replay", {401, 403, 403, 200, 200, 403, 403, 401, 401}},
+      {Target::kAuditQuery, "GET /v1/audit", {401, 403, 403, 403, 403, 200, 200, 401, 401}},
+      {Target::kAuditVerify, "GET /v1/audit/verify", {401, 403, 403, 403, 403, 200, 200, 401, 401}},
+  };
+  const std::vector<Caller> callers = {None(),        A(),        B(),
+                                       OpsToken(),    OpsCert(),  AuditorToken(),
+                                       AuditorCert(), BadToken(), ABadToken()};
+  const std::string envelope_a = EnvelopeA();
+  for (const MatrixCase& c : cases) {
+    ASSERT_EQ(c.expected.size(), callers.size()) << c.name;
+    for (std::size_t i = 0; i < callers.size(); ++i) {
+      Rebuild();  // a fresh store per cell: no cell depends on another
+      SeedMessage(kPracticeA, "msg-a");
+      Answer("msg-a");
+      SeedMessage(kPracticeB, "msg-b");
+      Answer("msg-b");
+      SeedMessage(kPracticeA, "dead-a");
+      DeadLetter("dead-a");
+      const std::size_t denials_before = AuditEvents("denied").size();
+      const Caller& who = callers[i];
+      HttpResponse r;
+      switch (c.target) {
+        case Target::kPostEnrolment:
+          r = Post(who, "/v1/enrolments", envelope_a);
+          break;
+        case Target::kPostMessages:
+          r = Post(who, "/v1/messages", envelope_a);
+          break;
+        case Target::kPostClaims:
+          r = Post(who, "/v1/claims", envelope_a);
+          break;
+        case Target::kPostAmu:
+          r = Post(who, "/v1/amu", envelope_a);
+          break;
+        case Target::kGetOwnMessage:
+          r = Send(who, "GET", "/v1/messages/msg-a");
+          break;
+        case Target::kGetOtherMessage:
+          r = Send(who, "GET", "/v1/messages/msg-b");
+          break;
+        case Target::kGetOwnAnswer:
+          r = Send(who, "GET", "/v1/messages/msg-a/answer");
+          break;
+        case Target::kGetOtherAnswer:
+          r = Send(who, "GET", "/v1/messages/msg-b/answer");
+          break;
+        case Target::kListMessages:
+          r = Send(who, "GET", "/v1/messages");
+          break;
+        case Target::kListDeadLetters:
+          r = Send(who, "GET", "/v1/admin/dead-letters");
+          break;
+        case Target::kReplay:
+          r = Send(who, "POST", "/v1/admin/messages/dead-a/replay");
+          break;
+        case Target::kAuditQuery:
+          r = Send(who, "GET", "/v1/audit?practice=81234530000");
+          break;
+        case Target::kAuditVerify:
+          r = Send(who, "GET", "/v1/audit/verify");
+          break;
+      }
+      const int want = c.expected[i];
+      EXPECT_EQ(r.status, want) << c.name << " as " << who.name << ": " << r.body;
+      if (want == 401 || want == 403) {
+        EXPECT_EQ(HeaderOf(r, "content-type"), "application/problem+json");
+      }
+      // Every denial is audited; a tenant 404 (another practice's message) is a denial too.
+      const bool tenant_denial =
+          want == 404 &&
+          (c.target == Target::kGetOtherMessage || c.target == Target::kGetOwnMessage ||
+           c.target == Target::kGetOtherAnswer || c.target == Target::kGetOwnAnswer);
+      if (want == 401 || want == 403 || tenant_denial) {
+        EXPECT_EQ(AuditEvents("denied").size(), denials_before + 1) << c.name << " as " << who.name;
+      }
+    }
+  }
+  // The ops port needs no identity.
+  EXPECT_EQ(Ops("/healthz").status, 200);
+  EXPECT_EQ(Ops("/readyz").status, 200);
+  EXPECT_EQ(Ops("/metrics").status, 200);
+}
+
+// ---- auth on its own ----
+
+TEST(AuthenticatorTest, TokensAreComparedByHashAndCertificatesBySubjectOrFingerprint) {
+  Config config;
+  PracticeConfig p;
+  p.nihii = "81234530000";
+  p.cert_subjects = {"CN=a,O=x"};
+  p.cert_sha256 = {std::string(64, 'A')};
+  config.practices[p.nihii] = p;
+  config.auth.ops_token_sha256 = {Sha256Hex("t1")};
+  config.auth.auditor_token_sha256 = {Sha256Hex("t2")};
+  Authenticator auth(config);
+
+  HttpRequest by_fingerprint;
+  by_fingerprint.peer = {true, "CN=other", std::string(64, 'a'), ""};
+  StatusOr<Principal> practice = auth.Authorize(by_fingerprint, Role::kPractice);
+  ASSERT_TRUE(practice.ok());
+  EXPECT_EQ(practice->practice_nihii, "81234530000");
+  EXPECT_EQ(practice->Actor(), "practice:81234530000");
+
+  HttpRequest unverified;  // a subject without a verified certificate proves nothing
+  unverified.peer = {false, "CN=a,O=x", "", ""};
+  EXPECT_EQ(auth.Authorize(unverified, Role::kPractice).status().code(),
+            StatusCode::kUnauthenticated);
+
+  HttpRequest ops;
+  ops.headers = {{"authorization", "bearer t1"}};
+  EXPECT_TRUE(auth.Authorize(ops, Role::kOps).ok());
+  EXPECT_EQ(auth.Authorize(ops, Role::kAuditor).status().code(), StatusCode::kForbidden);
+  ops.headers = {{"authorization", "Bearer t2"}};
+  EXPECT_TRUE(auth.Authorize(ops, Role::kAuditor).ok());
+  ops.headers = {{"authorization", "Basic dDE6"}};
+  EXPECT_EQ(auth.Authorize(ops, Role::kOps).status().code(), StatusCode::kUnauthenticated);
+  ops.headers = {{"authorization", "Bearer " + Sha256Hex("t1")}};  // the hash is not the token
+  EXPECT_EQ(auth.Authorize(ops, Role::kOps).status().code(), StatusCode::kUnauthenticated);
+
+  EXPECT_TRUE(ConstantTimeEquals("abc", "abc"));
+  EXPECT_FALSE(ConstantTimeEquals("abc", "abd"));
+  EXPECT_FALSE(ConstantTimeEquals("abc", "ab"));
+}
+
+TEST(AuthenticatorTest, CertificateMatchingTwoPracticesIsNoPractice) {
+  Config config;
+  for (const char* nihii : {"81234530000", "85432155100"}) {
+    PracticeConfig p;
+    p.nihii = nihii;
+    p.cert_subjects = {"CN=shared"};
+    config.practices[nihii] = p;
+  }
+  Authenticator auth(config);
+  HttpRequest r;
+  r.peer = {true, "CN=shared", std::string(64, 'b'), ""};
+  EXPECT_EQ(auth.Authorize(r, Role::kPractice).status().code(), StatusCode::kUnauthenticated);
+}
+
+}  // namespace
+}  // namespace psl::gateway
