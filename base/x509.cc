@@ -22,6 +22,28 @@ std::string SubjectRfc2253(const X509* cert) {
   return cert == nullptr ? std::string() : NameRfc2253(X509_get_subject_name(cert));
 }
 
+std::string CertificateDer(X509* cert) {
+  unsigned char* buf = nullptr;
+  const int len = i2d_X509(cert, &buf);
+  if (len <= 0) {
+    return "";
+  }
+  std::string out(reinterpret_cast<char*>(buf), static_cast<std::size_t>(len));
+  OPENSSL_free(buf);
+  return out;
+}
+
+X509Ptr CertificateFromDer(std::string_view der) {
+  const auto* begin = reinterpret_cast<const unsigned char*>(der.data());
+  const unsigned char* q = begin;
+  X509Ptr cert(d2i_X509(nullptr, &q, static_cast<long>(der.size())));  // NOLINT: OpenSSL's type
+  if (cert == nullptr || q != begin + der.size()) {
+    DrainOpenSslErrors();
+    return nullptr;
+  }
+  return cert;
+}
+
 Status VerifyCertificateChain(X509_STORE* store, X509* leaf,
                               const std::vector<X509Ptr>& untrusted_chain,
                               std::chrono::system_clock::time_point at) {

@@ -1,11 +1,13 @@
 // X.509 helpers shared by certs/ (key stores, trust stores) and codecs/ (XAdES verification),
-// which must not depend on each other: certificate names for messages, and the one chain check.
+// which must not depend on each other: certificate names for messages, DER encoding, and the one
+// chain check.
 // Pure functions; thread-safe (an X509_STORE is only read once loaded).
 #ifndef PSL_BASE_X509_H_
 #define PSL_BASE_X509_H_
 
 #include <chrono>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/crypto_handles.h"
@@ -17,6 +19,12 @@ namespace psl {
 std::string NameRfc2253(const X509_NAME* name);
 // The subject of `cert` in RFC 2253 form; "" for null.
 std::string SubjectRfc2253(const X509* cert);
+
+// The DER encoding of `cert`; "" when OpenSSL cannot encode it.
+std::string CertificateDer(X509* cert);
+// The certificate `der` encodes, or null when `der` is not exactly one DER certificate (trailing
+// bytes included). Drains the OpenSSL error queue on failure; the caller words the error.
+X509Ptr CertificateFromDer(std::string_view der);
 
 // Verifies that `leaf` chains to an anchor of `store` through `untrusted_chain` (borrowed), with
 // every certificate valid at `at`. Only the store's certificates end a chain: partial chains

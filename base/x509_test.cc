@@ -1,6 +1,7 @@
 #include "base/x509.h"
 
 #include <gtest/gtest.h>
+#include <openssl/err.h>
 
 #include <chrono>
 #include <string>
@@ -123,6 +124,18 @@ TEST_F(X509Test, ReportsAMissingStoreOrLeafAsInternal) {
             StatusCode::kInternal);
   EXPECT_EQ(VerifyCertificateChain(store.get(), nullptr, {}, system_clock::now()).code(),
             StatusCode::kInternal);
+}
+
+TEST_F(X509Test, DerRoundTripsAndRefusesTrailingOrTruncatedBytes) {
+  const std::string der = CertificateDer(leaf_.get());
+  ASSERT_FALSE(der.empty());
+  X509Ptr back = CertificateFromDer(der);
+  ASSERT_NE(back, nullptr);
+  EXPECT_EQ(X509_cmp(back.get(), leaf_.get()), 0);
+  EXPECT_EQ(CertificateFromDer(der + '\0'), nullptr);
+  EXPECT_EQ(CertificateFromDer(der.substr(0, der.size() - 1)), nullptr);
+  EXPECT_EQ(CertificateFromDer(""), nullptr);
+  EXPECT_EQ(ERR_peek_error(), 0UL);  // the failures left nothing on the OpenSSL error queue
 }
 
 }  // namespace

@@ -111,4 +111,13 @@ StatusOr<std::string> DecodeBase64(std::string_view text) {
   return out;
 }
 
+StatusOr<std::string> DecodeBase64Of(std::string_view text, std::string_view what) {
+  StatusOr<std::string> bytes = DecodeBase64(text);
+  if (!bytes.ok()) {
+    return Status::Invalid(std::string(what) + " is not valid base64 (" + bytes.status().message() +
+                           ")");
+  }
+  return bytes;
+}
+
 }  // namespace psl::codecs

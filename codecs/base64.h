@@ -25,6 +25,10 @@ std::string EncodeBase64(std::string_view bytes);
 // names the defect and the offset in `text`, never the text itself.
 StatusOr<std::string> DecodeBase64(std::string_view text);
 
+// DecodeBase64 for a value that the error message calls `what`: kInvalid "<what> is not valid
+// base64 (<DecodeBase64's message>)".
+StatusOr<std::string> DecodeBase64Of(std::string_view text, std::string_view what);
+
 }  // namespace psl::codecs
 
 #endif  // PSL_CODECS_BASE64_H_

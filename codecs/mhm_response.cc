@@ -1,15 +1,14 @@
 #include "codecs/mhm_response.h"
 
 #include <libxml/tree.h>
-#include <openssl/rand.h>
 
-#include <cstdio>
-#include <ctime>
 #include <utility>
 
 #include "base/brussels_time.h"
+#include "base/random.h"
 #include "codecs/base64.h"
 #include "codecs/deflate.h"
+#include "codecs/mhm_rules.h"
 #include "codecs/soap.h"
 #include "codecs/xades.h"
 #include "codecs/xml_util.h"
@@ -26,62 +25,16 @@ constexpr char kKmehrNs[] = "http://www.ehealth.fgov.be/standards/kmehr/schema/v
 // kmehrmessage, which then has no CD-STANDARD of its own.
 constexpr char kMhmCdStandard[] = "20181201";
 
-const xmlChar* X(const char* s) {
-  return reinterpret_cast<const xmlChar*>(s);
-}
-const xmlChar* X(const std::string& s) {
-  return reinterpret_cast<const xmlChar*>(s.c_str());
-}
-
-std::string RandomUuid() {
-  unsigned char b[16];
-  if (RAND_bytes(b, sizeof(b)) != 1) {
-    return "";
-  }
-  b[6] = static_cast<unsigned char>((b[6] & 0x0F) | 0x40);
-  b[8] = static_cast<unsigned char>((b[8] & 0x3F) | 0x80);
-  char out[37];
-  std::snprintf(out, sizeof(out),
-                "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-                b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-                b[15]);
-  return out;
-}
-
-std::string Strftime(system_clock::time_point t, const char* format) {
-  const std::time_t tt = system_clock::to_time_t(t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[40];
-  std::strftime(buf, sizeof(buf), format, &tm);
-  return buf;
-}
-
 // Brussels civil time, as kmehr dates and times are read by MyCareNet.
 system_clock::time_point BrusselsLocal(system_clock::time_point t) {
   return t + BrusselsUtcOffset(t);
 }
 
-StatusOr<std::string> Serialise(xmlDoc* doc) {
-  xmlChar* buf = nullptr;
-  int size = 0;
-  xmlDocDumpMemoryEnc(doc, &buf, &size, "UTF-8");
-  if (buf == nullptr) {
-    return Status::Internal("cannot serialise an XML document");
-  }
-  XmlCharPtr owner(buf);
-  return std::string(reinterpret_cast<const char*>(buf), static_cast<std::size_t>(size));
-}
-
-xmlNode* Add(xmlNode* parent, xmlNs* ns, const char* name, const std::string* text = nullptr) {
-  return text == nullptr ? xmlNewChild(parent, ns, X(name), nullptr)
-                         : xmlNewTextChild(parent, ns, X(name), X(*text));
-}
 xmlNode* AddText(xmlNode* parent, xmlNs* ns, const char* name, const std::string& text) {
-  return Add(parent, ns, name, &text);
+  return AddElement(parent, ns, name, &text);
 }
 void SetAttr(xmlNode* n, const char* name, const std::string& value) {
-  xmlNewProp(n, X(name), X(value));
+  xmlNewProp(n, ToXmlChar(name), ToXmlChar(value));
 }
 
 // A deep copy of `node` (from another document) appended to `parent`.
@@ -122,20 +75,6 @@ std::string CdWithScheme(const xmlNode* n, const char* scheme) {
   return "";
 }
 
-bool IsReferenceText(std::string_view s) {
-  if (s.empty() || s.size() > 64) {
-    return false;
-  }
-  for (char c : s) {
-    const bool ok = (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-                    c == '.' || c == '_' || c == '/' || c == '-';
-    if (!ok) {
-      return false;
-    }
-  }
-  return true;
-}
-
 struct Party {
   std::string id;
   std::string name;
@@ -143,7 +82,7 @@ struct Party {
 
 // hcparty of the insurer: ID-HCPARTY <code>, CD-HCPARTY orginsurance, name.
 void AddInsurerParty(xmlNode* parent, xmlNs* kmehr, const Party& insurer) {
-  xmlNode* hcparty = Add(parent, kmehr, "hcparty");
+  xmlNode* hcparty = AddElement(parent, kmehr, "hcparty");
   xmlNode* id = AddText(hcparty, kmehr, "id", insurer.id);
   SetAttr(id, "S", "ID-HCPARTY");
   SetAttr(id, "SV", "1.0");
@@ -183,35 +122,36 @@ StatusOr<std::string> BuildDetail(const xmlDoc* detail, const MhmRequest& reques
   }
 
   const system_clock::time_point local = BrusselsLocal(now);
-  const std::string date = Strftime(local, "%Y-%m-%d");
-  const std::string time = Strftime(local, "%H:%M:%S");
+  const std::string date = FormatUtc(local, "%Y-%m-%d");
+  const std::string time = FormatUtc(local, "%H:%M:%S");
 
-  XmlDocPtr doc(xmlNewDoc(X("1.0")));
-  xmlNode* root = xmlNewDocNode(doc.get(), nullptr, X("SendTransactionResponse"), nullptr);
+  XmlDocPtr doc(xmlNewDoc(ToXmlChar("1.0")));
+  xmlNode* root = xmlNewDocNode(doc.get(), nullptr, ToXmlChar("SendTransactionResponse"), nullptr);
   xmlDocSetRootElement(doc.get(), root);
-  xmlNs* protocol = xmlNewNs(root, X(std::string(kMessageServicesNamespace)), X("ns6"));
+  xmlNs* protocol =
+      xmlNewNs(root, ToXmlChar(std::string(kMessageServicesNamespace)), ToXmlChar("ns6"));
   xmlSetNs(root, protocol);
-  xmlNs* core = xmlNewNs(root, X(kMessageServicesCoreNs), X("ns2"));
-  xmlNs* kmehr = xmlNewNs(root, X(kKmehrNs), X("ns3"));
+  xmlNs* core = xmlNewNs(root, ToXmlChar(kMessageServicesCoreNs), ToXmlChar("ns2"));
+  xmlNs* kmehr = xmlNewNs(root, ToXmlChar(kKmehrNs), ToXmlChar("ns3"));
   SetAttr(root, "messageProtocoleSchemaVersion", "1.27");
 
   // response: who answers, when, to which request.
-  xmlNode* response = Add(root, core, "response");
-  AddKmehrId(response, core, insurer.id + "." + Strftime(local, "%Y%m%d%H%M%S"));
-  AddInsurerParty(Add(response, core, "author"), kmehr, insurer);
+  xmlNode* response = AddElement(root, core, "response");
+  AddKmehrId(response, core, insurer.id + "." + FormatUtc(local, "%Y%m%d%H%M%S"));
+  AddInsurerParty(AddElement(response, core, "author"), kmehr, insurer);
   AddText(response, core, "date", date);
   AddText(response, core, "time", time);
-  xmlNode* echoed = Add(response, core, "request");
+  xmlNode* echoed = AddElement(response, core, "request");
   for (const char* name : {"id", "author", "date", "time"}) {
     if (!CopyInto(echoed, Child(req_request, name))) {
       return Status::Invalid(std::string("the request's Detail lacks request/") + name);
     }
   }
 
-  xmlNode* acknowledge = Add(root, core, "acknowledge");
+  xmlNode* acknowledge = AddElement(root, core, "acknowledge");
   AddText(acknowledge, core, "iscomplete", spec.accepted ? "true" : "false");
   for (const MhmAnswerError& e : spec.errors) {
-    xmlNode* error = Add(acknowledge, core, "error");
+    xmlNode* error = AddElement(acknowledge, core, "error");
     xmlNode* cd = AddText(error, kmehr, "cd", e.code);
     SetAttr(cd, "S", "CD-ERROR");
     SetAttr(cd, "SV", "1.0");
@@ -225,66 +165,63 @@ StatusOr<std::string> BuildDetail(const xmlDoc* detail, const MhmRequest& reques
   }
 
   if (spec.accepted && request.operation == MhmOperation::kSubscription) {
-    xmlNode* message = Add(root, core, "kmehrmessage");
-    xmlNode* header = Add(message, kmehr, "header");
+    xmlNode* message = AddElement(root, core, "kmehrmessage");
+    xmlNode* header = AddElement(message, kmehr, "header");
     if (!CopyInto(header, Child(req_header, "standard"))) {
       return Status::Invalid("the request's Detail lacks header/standard");
     }
     AddKmehrId(header, kmehr, "1");
     AddText(header, kmehr, "date", date);
     AddText(header, kmehr, "time", time);
-    AddInsurerParty(Add(header, kmehr, "sender"), kmehr, insurer);
-    xmlNode* recipient = Add(header, kmehr, "recipient");
+    AddInsurerParty(AddElement(header, kmehr, "sender"), kmehr, insurer);
+    xmlNode* recipient = AddElement(header, kmehr, "recipient");
     if (!CopyInto(recipient, Child(Child(req_header, "sender"), "hcparty"))) {
       return Status::Invalid("the request's Detail lacks header/sender/hcparty");
     }
-    xmlNode* folder = Add(message, kmehr, "folder");
+    xmlNode* folder = AddElement(message, kmehr, "folder");
     AddKmehrId(folder, kmehr, "1");
     CopyInto(folder, req_patient);
-    xmlNode* tx = Add(folder, kmehr, "transaction");
+    xmlNode* tx = AddElement(folder, kmehr, "transaction");
     AddKmehrId(tx, kmehr, "1");
     xmlNode* tx_cd = AddText(tx, kmehr, "cd", "maaagreement");
     SetAttr(tx_cd, "S", "CD-TRANSACTION-MYCARENET");
     SetAttr(tx_cd, "SV", "1.5");
     AddText(tx, kmehr, "date", date);
     AddText(tx, kmehr, "time", time);
-    AddInsurerParty(Add(tx, kmehr, "author"), kmehr, insurer);
+    AddInsurerParty(AddElement(tx, kmehr, "author"), kmehr, insurer);
     AddText(tx, kmehr, "iscomplete", "true");
     AddText(tx, kmehr, "isvalidated", "true");
     int item_id = 0;
     if (const xmlNode* type = ItemOf(req_transaction, "agreementtype")) {
-      xmlNode* item = Add(tx, kmehr, "item");
+      xmlNode* item = AddElement(tx, kmehr, "item");
       AddKmehrId(item, kmehr, std::to_string(++item_id));
       AddItemCd(item, kmehr, "agreementtype");
       CopyInto(item, Child(type, "content"));
     }
-    xmlNode* reference = Add(tx, kmehr, "item");
+    xmlNode* reference = AddElement(tx, kmehr, "item");
     AddKmehrId(reference, kmehr, std::to_string(++item_id));
     AddItemCd(reference, kmehr, "decisionreference");
-    xmlNode* content = Add(reference, kmehr, "content");
+    xmlNode* content = AddElement(reference, kmehr, "content");
     xmlNode* ref_id = AddText(content, kmehr, "id", spec.decision_reference);
     SetAttr(ref_id, "S", "LOCAL");
     SetAttr(ref_id, "SV", "1.0");
     SetAttr(ref_id, "SL", "IOreferencesystemname");
     if (const xmlNode* start = ItemOf(req_transaction, "agreementstartdate")) {
-      xmlNode* item = Add(tx, kmehr, "item");
+      xmlNode* item = AddElement(tx, kmehr, "item");
       AddKmehrId(item, kmehr, std::to_string(++item_id));
       AddItemCd(item, kmehr, "agreementstartdate");
       CopyInto(item, Child(start, "content"));
     }
   }
-  return Serialise(doc.get());
+  return SerialiseXml(doc.get());
 }
 
+// ParseUntrustedXmlNamed, a failure other than kTooLarge reported as `code`.
 StatusOr<XmlDocPtr> ParseWith(std::string_view bytes, const XmlLimits& limits,
                               const std::string& what, StatusCode code) {
-  Problem problem;
-  StatusOr<XmlDocPtr> doc = ParseUntrustedXml(bytes, limits, &problem);
-  if (!doc.ok()) {
-    const StatusCode c =
-        doc.status().code() == StatusCode::kTooLarge ? StatusCode::kTooLarge : code;
-    return Status(c, what + " does not parse (" + problem.code + " at line " +
-                         std::to_string(problem.line) + "): " + problem.message);
+  StatusOr<XmlDocPtr> doc = ParseUntrustedXmlNamed(bytes, limits, what);
+  if (!doc.ok() && doc.status().code() != StatusCode::kTooLarge) {
+    return Status(code, doc.status().message());
   }
   return doc;
 }
@@ -340,7 +277,7 @@ StatusOr<std::string> BuildMhmResponse(const MhmRequest& request, const MhmRespo
     }
   }
   if (spec.accepted && request.operation == MhmOperation::kSubscription &&
-      !IsReferenceText(spec.decision_reference)) {
+      !IsDecisionReference(spec.decision_reference)) {
     return Status::Invalid(
         "an accepted subscription needs a decision reference of at most 64 letters, digits, "
         "'.', '_', '/' or '-'");
@@ -369,19 +306,19 @@ StatusOr<std::string> BuildMhmResponse(const MhmRequest& request, const MhmRespo
   if (uuid.empty() || detail_uuid.empty()) {
     return Status::Internal("no randomness for the answer's Ids");
   }
-  XmlDocPtr doc(xmlNewDoc(X("1.0")));
-  xmlNode* root = xmlNewDocNode(doc.get(), nullptr,
-                                X(std::string(MhmResponseElement(request.operation))), nullptr);
+  XmlDocPtr doc(xmlNewDoc(ToXmlChar("1.0")));
+  xmlNode* root = xmlNewDocNode(
+      doc.get(), nullptr, ToXmlChar(std::string(MhmResponseElement(request.operation))), nullptr);
   xmlDocSetRootElement(doc.get(), root);
-  xmlNs* mhm = xmlNewNs(root, X(std::string(kMhmNamespace)), X("mhm"));
+  xmlNs* mhm = xmlNewNs(root, ToXmlChar(std::string(kMhmNamespace)), ToXmlChar("mhm"));
   xmlSetNs(root, mhm);
-  xmlNs* mcp = xmlNewNs(root, X(kCommonsProtocolNs), X("mcp"));
-  xmlNs* mc = xmlNewNs(root, X(kCommonsCoreNs), X("mc"));
+  xmlNs* mcp = xmlNewNs(root, ToXmlChar(kCommonsProtocolNs), ToXmlChar("mcp"));
+  xmlNs* mc = xmlNewNs(root, ToXmlChar(kCommonsCoreNs), ToXmlChar("mc"));
   SetAttr(root, "Id", spec.response_id.empty() ? "_" + uuid : spec.response_id);
   SetAttr(root, "InResponseTo", request.envelope_id);
-  SetAttr(root, "IssueInstant", Strftime(now, "%Y-%m-%dT%H:%M:%SZ"));
-  xmlNode* ret = Add(root, mcp, "Return");
-  xmlNode* output = Add(ret, mcp, "CommonOutput");
+  SetAttr(root, "IssueInstant", FormatUtc(now, kXsDateTimeUtcFormat));
+  xmlNode* ret = AddElement(root, mcp, "Return");
+  xmlNode* output = AddElement(ret, mcp, "CommonOutput");
   AddText(output, mc, "InputReference", request.envelope_id);
   if (!spec.nip_reference.empty()) {
     AddText(output, mc, "NIPReference", spec.nip_reference);
@@ -393,7 +330,7 @@ StatusOr<std::string> BuildMhmResponse(const MhmRequest& request, const MhmRespo
   SetAttr(blob, "ContentEncoding", "none");
   SetAttr(blob, "ContentType", "text/xml");
   SetAttr(blob, "Id", "_" + detail_uuid);
-  StatusOr<std::string> unsigned_xml = Serialise(doc.get());
+  StatusOr<std::string> unsigned_xml = SerialiseXml(doc.get());
   if (!unsigned_xml.ok()) {
     return unsigned_xml.status();
   }

@@ -353,20 +353,6 @@ bool IsDottedDigits(std::string_view s) {
   return true;
 }
 
-bool IsDecisionReference(std::string_view s) {
-  if (s.empty() || s.size() > 64) {
-    return false;
-  }
-  for (char c : s) {
-    const bool ok = (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-                    c == '.' || c == '_' || c == '/' || c == '-';
-    if (!ok) {
-      return false;
-    }
-  }
-  return true;
-}
-
 // Collects problems from rule ids, so every emitted (code, path) comes from the table.
 class Findings {
  public:
@@ -885,6 +871,20 @@ void CheckEnvelope(const MhmRuleInput& in, Findings* f, MhmFacts* facts) {
 }
 
 }  // namespace
+
+bool IsDecisionReference(std::string_view s) {
+  if (s.empty() || s.size() > 64) {
+    return false;
+  }
+  for (char c : s) {
+    const bool ok = (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                    c == '.' || c == '_' || c == '/' || c == '-';
+    if (!ok) {
+      return false;
+    }
+  }
+  return true;
+}
 
 std::string_view MhmOperationName(MhmOperation operation) {
   switch (operation) {

@@ -151,6 +151,11 @@ MhmFacts CheckMhmRules(const MhmRuleInput& input, std::vector<Problem>* problems
 // The kmehr CD-STANDARD value of a SendTransactionRequest (header/standard/cd), or "".
 std::string KmehrStandardOf(const xmlDoc* detail);
 
+// Whether `s` has the form of an insurer's decision reference (the rule kDecisionReferenceFormat
+// checks on requests, and what an answer the gateway builds may carry): 1 to 64 characters, each
+// an ASCII letter or digit, '.', '_', '/' or '-'.
+bool IsDecisionReference(std::string_view s);
+
 }  // namespace psl::codecs
 
 #endif  // PSL_CODECS_MHM_RULES_H_

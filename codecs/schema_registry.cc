@@ -6,7 +6,6 @@
 #include <libxml/uri.h>
 #include <libxml/xmlerror.h>
 #include <libxml/xmlschemas.h>
-#include <openssl/evp.h>
 
 #include <algorithm>
 #include <array>
@@ -17,7 +16,9 @@
 #include <system_error>
 #include <utility>
 
+#include "base/digest.h"
 #include "codecs/xml_parser.h"
+#include "codecs/xml_util.h"
 
 namespace psl::codecs {
 namespace {
@@ -28,6 +29,7 @@ constexpr char kXsdNamespace[] = "http://www.w3.org/2001/XMLSchema";
 constexpr char kMhmEntry[] =
     "ehealth-mycarenet-medicalhousemembership/XSD/"
     "mycarenet-medical-house-membership-protocol-1_0.xsd";
+constexpr char kGenAsyncEntry[] = "mycarenet-genasync/XSD/mycarenet-genasync-v1.xsd";
 constexpr char kMessageServicesDir[] = "ehealth-messageservices/XSD/";
 constexpr char kMessageServicesProtocol[] = "messageservices_protocol-1_2";
 constexpr char kMessageServicesCore[] = "messageservices_core-1_2";
@@ -57,34 +59,11 @@ constexpr std::size_t kMaxProblemsPerValidation = 50;
 // An enumeration set longer than this is elided from messages (kmehr code tables are huge).
 constexpr std::size_t kMaxEnumerationSetLength = 240;
 
-const char* Chars(const xmlChar* s) {
-  return reinterpret_cast<const char*>(s);
-}
-const xmlChar* XmlChars(const char* s) {
-  return reinterpret_cast<const xmlChar*>(s);
-}
-
 // "1.42" -> "1_42", the spelling used in the XSD file names.
 std::string Underscored(std::string_view version) {
   std::string out(version);
   std::replace(out.begin(), out.end(), '.', '_');
   return out;
-}
-
-std::string Sha256Hex(std::string_view bytes) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  if (EVP_Digest(bytes.data(), bytes.size(), digest, &length, EVP_sha256(), nullptr) != 1) {
-    return "";
-  }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string hex;
-  hex.reserve(static_cast<std::size_t>(length) * 2);
-  for (unsigned int i = 0; i < length; ++i) {
-    hex.push_back(kHex[digest[i] >> 4]);
-    hex.push_back(kHex[digest[i] & 0xf]);
-  }
-  return hex;
 }
 
 bool IsUnder(const fs::path& candidate, const fs::path& root) {
@@ -246,7 +225,7 @@ class CompileLoader {
       xmlFreeParserInputBuffer(buffer);
       return Refuse(Status::Internal("out of memory loading a schema"));
     }
-    input->filename = Chars(xmlStrdup(XmlChars(filename.c_str())));
+    input->filename = FromXmlChar(xmlStrdup(ToXmlChar(filename.c_str())));
     return input;
   }
 
@@ -361,13 +340,13 @@ StatusOr<XmlDocPtr> ParseSchemaText(const std::string& text, const std::string& 
 
 bool IsXsd(const xmlNode* node, const char* local_name) {
   return node->type == XML_ELEMENT_NODE && node->ns != nullptr &&
-         xmlStrEqual(node->ns->href, XmlChars(kXsdNamespace)) &&
-         xmlStrEqual(node->name, XmlChars(local_name));
+         xmlStrEqual(node->ns->href, ToXmlChar(kXsdNamespace)) &&
+         xmlStrEqual(node->name, ToXmlChar(local_name));
 }
 
 std::string Attribute(const xmlNode* node, const char* name) {
-  XmlCharPtr value(xmlGetNoNsProp(node, XmlChars(name)));
-  return value == nullptr ? "" : Chars(value.get());
+  XmlCharPtr value(xmlGetNoNsProp(node, ToXmlChar(name)));
+  return value == nullptr ? "" : FromXmlChar(value.get());
 }
 
 // Re-points the top-level xs:import elements of `text` by namespace (every namespace in
@@ -389,7 +368,7 @@ StatusOr<std::string> RewriteImports(const std::string& text, const std::string&
       continue;
     }
     ++seen[it->first];
-    xmlSetProp(child, XmlChars("schemaLocation"), XmlChars(it->second.c_str()));
+    xmlSetProp(child, ToXmlChar("schemaLocation"), ToXmlChar(it->second.c_str()));
   }
   for (const auto& [ns, location] : locations) {
     if (seen[ns] != 1) {
@@ -406,7 +385,7 @@ StatusOr<std::string> RewriteImports(const std::string& text, const std::string&
   if (owned == nullptr) {
     return Status::Internal("cannot serialize a generated schema");
   }
-  return std::string(Chars(owned.get()), static_cast<std::size_t>(size));
+  return std::string(FromXmlChar(owned.get()), static_cast<std::size_t>(size));
 }
 
 // The CD-STANDARD enumeration values of one kmehr cd-1_V.xsd.
@@ -481,21 +460,21 @@ std::vector<std::string> NodeValues(const xmlNode* node) {
   if (node->type == XML_ATTRIBUTE_NODE) {
     XmlCharPtr value(xmlNodeGetContent(node));
     if (value != nullptr) {
-      values.emplace_back(Chars(value.get()));
+      values.emplace_back(FromXmlChar(value.get()));
     }
   } else if (node->type == XML_ELEMENT_NODE) {
     std::string text;
     for (const xmlNode* child = node->children; child != nullptr; child = child->next) {
       if ((child->type == XML_TEXT_NODE || child->type == XML_CDATA_SECTION_NODE) &&
           child->content != nullptr) {
-        text += Chars(child->content);
+        text += FromXmlChar(child->content);
       }
     }
     values.push_back(text);
     for (const xmlAttr* attr = node->properties; attr != nullptr; attr = attr->next) {
       XmlCharPtr value(xmlNodeGetContent(reinterpret_cast<const xmlNode*>(attr)));
       if (value != nullptr) {
-        values.emplace_back(Chars(value.get()));
+        values.emplace_back(FromXmlChar(value.get()));
       }
     }
   }
@@ -633,7 +612,7 @@ struct ValidationCollector {
     problem.column = error->int2;
     if (node != nullptr) {
       if (node->type == XML_ATTRIBUTE_NODE) {
-        problem.path = NodePath(node->parent) + "/@" + Chars(node->name);
+        problem.path = NodePath(node->parent) + "/@" + FromXmlChar(node->name);
       } else {
         problem.path = NodePath(node) + AttributeStep(error->message);
       }
@@ -687,6 +666,7 @@ std::string VirtualName(std::string_view stem, std::string_view version) {
 struct SchemaRegistry::Impl {
   fs::path root;
   XmlSchemaPtr mhm;
+  XmlSchemaPtr genasync;
   std::map<std::string, XmlSchemaPtr, std::less<>> kmehr;
   std::map<std::string, std::string, std::less<>> cd_standard_versions;
   std::vector<SchemaFileDigest> files;
@@ -715,6 +695,13 @@ StatusOr<std::unique_ptr<SchemaRegistry>> SchemaRegistry::Load(const fs::path& r
     return mhm.status();
   }
   impl->mhm = std::move(mhm).value();
+
+  StatusOr<XmlSchemaPtr> genasync =
+      CompileSet("genasync", canonical_root / kGenAsyncEntry, reader, no_virtual_files);
+  if (!genasync.ok()) {
+    return genasync.status();
+  }
+  impl->genasync = std::move(genasync).value();
 
   const std::string protocol_relative =
       std::string(kMessageServicesDir) + kMessageServicesProtocol + ".xsd";
@@ -814,6 +801,8 @@ bool SchemaRegistry::ValidateEnvelope(EnvelopeSchema set, xmlDoc* doc, std::stri
   switch (set) {
     case EnvelopeSchema::kMhm:
       return ValidateWith(impl_->mhm.get(), doc, document, problems);
+    case EnvelopeSchema::kGenAsync:
+      return ValidateWith(impl_->genasync.get(), doc, document, problems);
   }
   problems->push_back(
       {"PSL-SCHEMA", "unknown envelope schema set", 0, 0, "", std::string(document)});

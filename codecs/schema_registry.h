@@ -10,6 +10,8 @@
 //
 // Sets compiled by Load():
 //  * kMhm: the MHM protocol 1.0 schema (path at the enumerator below) and its imports.
+//  * kGenAsync: the Generic Async v1 schema (eFact post, get, confirm; entry schema named in
+//    schemas/SOURCES.md) and its imports (CIN commonTypes-v1.3, commonInfo-v2.3, xmlmime).
 //  * one kmehr messageservices set per kmehr version 1.29, 1.32, 1.42. Upstream
 //    messageservices_protocol-1_2.xsd imports messageservices_core-1_2.xsd, which imports kmehr
 //    1.19 (too old for MHM). For each version V the registry generates, in memory only, a core
@@ -50,6 +52,7 @@ namespace psl::codecs {
 // Envelope schema sets, one per request protocol.
 enum class EnvelopeSchema {
   kMhm,  // ehealth-mycarenet-medicalhousemembership/XSD/mycarenet-medical-house-membership-protocol-1_0.xsd
+  kGenAsync,  // mycarenet-genasync/XSD/mycarenet-genasync-v1.xsd (post/get/confirm, CIN common v2)
 };
 
 struct SchemaFileDigest {

@@ -3,21 +3,17 @@
 #include <libxml/tree.h>
 #include <libxml/valid.h>
 #include <openssl/evp.h>
-#include <openssl/rand.h>
 #include <xmlsec/crypto.h>
-#include <xmlsec/openssl/evp.h>
 #include <xmlsec/templates.h>
 #include <xmlsec/xmldsig.h>
 #include <xmlsec/xmlsec.h>
 
-#include <cstdio>
 #include <ctime>
-#include <map>
-#include <memory>
 #include <utility>
 
 #include <openssl/x509.h>
 
+#include "base/random.h"
 #include "base/x509.h"
 #include "codecs/base64.h"
 #include "codecs/xml_util.h"
@@ -28,211 +24,31 @@ namespace {
 
 using std::chrono::system_clock;
 
-constexpr char kDsNs[] = "http://www.w3.org/2000/09/xmldsig#";
-constexpr char kExcC14n[] = "http://www.w3.org/2001/10/xml-exc-c14n#";
-constexpr char kRsaSha256[] = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256";
 constexpr char kEcdsaSha256[] = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256";
-constexpr char kSha256[] = "http://www.w3.org/2001/04/xmlenc#sha256";
-
-const xmlChar* X(const char* s) {
-  return reinterpret_cast<const xmlChar*>(s);
-}
-const char* C(const xmlChar* s) {
-  return reinterpret_cast<const char*>(s);
-}
-
-struct XmlSecDSigCtxDeleter {
-  void operator()(xmlSecDSigCtx* c) const { xmlSecDSigCtxDestroy(c); }
-};
-using XmlSecDSigCtxPtr = std::unique_ptr<xmlSecDSigCtx, XmlSecDSigCtxDeleter>;
-
-StatusOr<XmlDocPtr> Parse(std::string_view bytes, const XmlLimits& limits,
-                          const std::string& what) {
-  Problem problem;
-  StatusOr<XmlDocPtr> doc = ParseUntrustedXml(bytes, limits, &problem);
-  if (!doc.ok()) {
-    return Status(doc.status().code(), what + " does not parse (" + problem.code + " at line " +
-                                           std::to_string(problem.line) + "): " + problem.message);
-  }
-  return doc;
-}
-
-StatusOr<std::string> Serialise(xmlDoc* doc) {
-  xmlChar* buf = nullptr;
-  int size = 0;
-  xmlDocDumpMemoryEnc(doc, &buf, &size, "UTF-8");
-  if (buf == nullptr) {
-    return Status::Internal("cannot serialise an XML document");
-  }
-  XmlCharPtr owner(buf);
-  return std::string(C(buf), static_cast<std::size_t>(size));
-}
-
-// `element` (with the namespaces it uses from its ancestors) as a document of its own.
-StatusOr<XmlDocPtr> CopyAsDocument(const xmlNode* element) {
-  XmlDocPtr out(xmlNewDoc(X("1.0")));
-  xmlNode* copy =
-      out == nullptr ? nullptr : xmlDocCopyNode(const_cast<xmlNode*>(element), out.get(), 1);
-  if (copy == nullptr) {
-    return Status::Internal("cannot copy the Body's element into a document");
-  }
-  xmlDocSetRootElement(out.get(), copy);
-  return out;
-}
 
 std::string RandomId(const char* prefix) {
-  unsigned char b[16];
-  if (RAND_bytes(b, sizeof(b)) != 1) {
-    return "";
-  }
-  std::string out = prefix;
-  char hex[3];
-  for (unsigned char c : b) {
-    std::snprintf(hex, sizeof(hex), "%02x", c);
-    out += hex;
-  }
-  return out;
+  const std::string hex = RandomHex(16);
+  return hex.empty() ? "" : prefix + hex;
 }
 
-std::string Der(X509* cert) {
-  unsigned char* buf = nullptr;
-  const int len = i2d_X509(cert, &buf);
-  if (len <= 0) {
-    return "";
+// `element` (with the namespaces it uses from its ancestors) as a document of its own, into
+// `doc`, and that document's bytes, into `xml`.
+Status CopyOut(const xmlNode* element, XmlDocPtr* doc, std::string* xml) {
+  *doc = CopyAsDocument(element);
+  if (*doc == nullptr) {
+    return Status::Internal("cannot copy the Body's element into a document");
   }
-  std::string out(reinterpret_cast<char*>(buf), static_cast<std::size_t>(len));
-  OPENSSL_free(buf);
-  return out;
-}
-
-std::string FormatDateTime(system_clock::time_point t) {
-  const std::time_t tt = system_clock::to_time_t(t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
-// xs:dateTime in UTC as wsu:Timestamp carries it: YYYY-MM-DDThh:mm:ss[.fff…]Z.
-StatusOr<system_clock::time_point> ParseUtcDateTime(const std::string& s, const char* what) {
-  int y = 0, mo = 0, d = 0, h = 0, mi = 0, se = 0, consumed = 0;
-  if (std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &se, &consumed) !=
-          6 ||
-      consumed != 19) {
-    return Status::Invalid(std::string(what) + " is not an xs:dateTime");
+  StatusOr<std::string> bytes = SerialiseXml(doc->get());
+  if (!bytes.ok()) {
+    return bytes.status();
   }
-  std::size_t i = 19;
-  std::chrono::milliseconds fraction{0};
-  if (i < s.size() && s[i] == '.') {
-    ++i;
-    int digits = 0;
-    long long ms = 0;  // NOLINT(google-runtime-int)
-    for (; i < s.size() && s[i] >= '0' && s[i] <= '9'; ++i, ++digits) {
-      if (digits < 3) {
-        ms = ms * 10 + (s[i] - '0');
-      }
-    }
-    if (digits == 0) {
-      return Status::Invalid(std::string(what) + " is not an xs:dateTime");
-    }
-    for (int k = digits; k < 3; ++k) {
-      ms *= 10;
-    }
-    fraction = std::chrono::milliseconds(ms);
-  }
-  if (i + 1 != s.size() || s[i] != 'Z') {
-    return Status::Invalid(std::string(what) + " must be in UTC (end with Z, WSS 1.0 §10)");
-  }
-  using namespace std::chrono;  // NOLINT(google-build-using-namespace)
-  const year_month_day ymd{year{y}, month{static_cast<unsigned>(mo)},
-                           day{static_cast<unsigned>(d)}};
-  if (!ymd.ok() || h > 23 || mi > 59 || se > 60) {
-    return Status::Invalid(std::string(what) + " is not a valid date and time");
-  }
-  return system_clock::time_point(sys_days{ymd} + hours{h} + minutes{mi} + seconds{se} + fraction);
-}
-
-// The one child `ns:local` of `parent`, or an error naming `where`.
-StatusOr<xmlNode*> OneChild(xmlNode* parent, const char* ns, const char* local,
-                            const std::string& where) {
-  std::vector<xmlNode*> found = Children(parent, ns, local);
-  if (found.size() != 1) {
-    return Status::Invalid(where + " must hold exactly one " + local + " (found " +
-                           std::to_string(found.size()) + ")");
-  }
-  return found.front();
+  *xml = std::move(bytes).value();
+  return Status::Ok();
 }
 
 std::string WsuId(const xmlNode* n) {
-  XmlCharPtr v(xmlGetNsProp(n, X("Id"), X(kWsuNs)));
-  return v == nullptr ? "" : C(v.get());
-}
-
-// Every attribute named Id/ID/id (any namespace, xml:id and wsu:Id included) must carry a
-// distinct value, so that an ID can only ever resolve to one element (signature wrapping).
-Status CheckUniqueIds(xmlNode* root) {
-  std::map<std::string, int> seen;
-  std::vector<xmlNode*> stack = {root};
-  while (!stack.empty()) {
-    xmlNode* n = stack.back();
-    stack.pop_back();
-    for (xmlAttr* a = n->properties; a != nullptr; a = a->next) {
-      if (xmlStrcasecmp(a->name, X("id")) != 0) {
-        continue;
-      }
-      XmlCharPtr v(xmlNodeGetContent(reinterpret_cast<xmlNode*>(a)));
-      const std::string value = v == nullptr ? "" : C(v.get());
-      if (++seen[value] > 1) {
-        return Status::Invalid("Id value '" + value +
-                               "' is carried by more than one element (possible signature "
-                               "wrapping)");
-      }
-    }
-    for (xmlNode* c = n->children; c != nullptr; c = c->next) {
-      if (c->type == XML_ELEMENT_NODE) {
-        stack.push_back(c);
-      }
-    }
-  }
-  return Status::Ok();
-}
-
-int CountElements(xmlNode* root, const char* ns, const char* local) {
-  int count = 0;
-  std::vector<xmlNode*> stack = {root};
-  while (!stack.empty()) {
-    xmlNode* n = stack.back();
-    stack.pop_back();
-    if (IsElement(n, ns, local)) {
-      ++count;
-    }
-    for (xmlNode* c = n->children; c != nullptr; c = c->next) {
-      if (c->type == XML_ELEMENT_NODE) {
-        stack.push_back(c);
-      }
-    }
-  }
-  return count;
-}
-
-// Makes "#<wsu:Id>" of `element` resolvable (xmlsec resolves same-document URIs through the ID
-// table), refusing an ID the table already gives to another attribute.
-Status RegisterWsuId(xmlDoc* doc, xmlNode* element) {
-  xmlAttr* attr = xmlHasNsProp(element, X("Id"), X(kWsuNs));
-  if (attr == nullptr) {
-    return Status::Invalid(std::string(C(element->name)) + " has no wsu:Id");
-  }
-  const std::string id = WsuId(element);
-  if (xmlGetID(doc, X(id.c_str())) == nullptr &&
-      xmlAddID(nullptr, doc, X(id.c_str()), attr) == nullptr) {
-    return Status::Internal("cannot register Id '" + id + "'");
-  }
-  if (xmlGetID(doc, X(id.c_str())) != attr) {
-    return Status::Invalid("Id '" + id + "' resolves to another element than " + C(element->name) +
-                           " (possible signature wrapping)");
-  }
-  return Status::Ok();
+  XmlCharPtr v(xmlGetNsProp(n, ToXmlChar("Id"), ToXmlChar(kWsuNs)));
+  return v == nullptr ? "" : FromXmlChar(v.get());
 }
 
 // The envelope's structure, found by namespace + local name.
@@ -267,7 +83,7 @@ StatusOr<EnvelopeParts> FindEnvelopeParts(xmlDoc* doc) {
                            std::to_string(payload.size()) + ")");
   }
   for (xmlNode* c = p.body->children; c != nullptr; c = c->next) {
-    if (c->type == XML_TEXT_NODE && !TrimXmlSpace(C(c->content)).empty()) {
+    if (c->type == XML_TEXT_NODE && !TrimXmlSpace(FromXmlChar(c->content)).empty()) {
       return Status::Invalid("the Body holds text beside its element");
     }
   }
@@ -289,18 +105,19 @@ StatusOr<NewEnvelope> NewEnvelopeWith(const std::string_view* payload_xml) {
   NewEnvelope e;
   XmlDocPtr payload;
   if (payload_xml != nullptr) {
-    StatusOr<XmlDocPtr> parsed = Parse(*payload_xml, XmlLimits{}, "the body document");
+    StatusOr<XmlDocPtr> parsed =
+        ParseUntrustedXmlNamed(*payload_xml, XmlLimits{}, "the body document");
     if (!parsed.ok()) {
       return parsed.status();
     }
     payload = std::move(parsed).value();
   }
-  e.doc.reset(xmlNewDoc(X("1.0")));
-  e.envelope = xmlNewDocNode(e.doc.get(), nullptr, X("Envelope"), nullptr);
+  e.doc.reset(xmlNewDoc(ToXmlChar("1.0")));
+  e.envelope = xmlNewDocNode(e.doc.get(), nullptr, ToXmlChar("Envelope"), nullptr);
   xmlDocSetRootElement(e.doc.get(), e.envelope);
-  e.soap = xmlNewNs(e.envelope, X(kSoap11Ns), X("soapenv"));
+  e.soap = xmlNewNs(e.envelope, ToXmlChar(kSoap11Ns), ToXmlChar("soapenv"));
   xmlSetNs(e.envelope, e.soap);
-  e.body = xmlNewChild(e.envelope, e.soap, X("Body"), nullptr);
+  e.body = xmlNewChild(e.envelope, e.soap, ToXmlChar("Body"), nullptr);
   if (payload != nullptr) {
     xmlNode* copy = xmlDocCopyNode(xmlDocGetRootElement(payload.get()), e.doc.get(), 1);
     if (copy == nullptr || xmlAddChild(e.body, copy) == nullptr) {
@@ -312,8 +129,8 @@ StatusOr<NewEnvelope> NewEnvelopeWith(const std::string_view* payload_xml) {
 
 // `ns` null makes an unqualified element (xmlNewTextChild would inherit the parent's namespace).
 xmlNode* AddText(xmlNode* parent, xmlNs* ns, const char* name, const std::string& text) {
-  xmlNode* n = xmlNewDocNode(parent->doc, ns, X(name), nullptr);
-  xmlNodeAddContent(n, X(text.c_str()));
+  xmlNode* n = xmlNewDocNode(parent->doc, ns, ToXmlChar(name), nullptr);
+  xmlNodeAddContent(n, ToXmlChar(text.c_str()));
   return xmlAddChild(parent, n);
 }
 
@@ -369,9 +186,9 @@ StatusOr<SecurityParts> CheckSecurityShape(const EnvelopeParts& e) {
       s.security = h;
       continue;
     }
-    XmlCharPtr mu(xmlGetNsProp(h, X("mustUnderstand"), X(kSoap11Ns)));
-    if (mu != nullptr && xmlStrcmp(mu.get(), X("1")) == 0) {
-      return Status::Invalid(std::string("header ") + C(h->name) +
+    XmlCharPtr mu(xmlGetNsProp(h, ToXmlChar("mustUnderstand"), ToXmlChar(kSoap11Ns)));
+    if (mu != nullptr && xmlStrcmp(mu.get(), ToXmlChar("1")) == 0) {
+      return Status::Invalid(std::string("header ") + FromXmlChar(h->name) +
                              " is marked mustUnderstand but is not understood");
     }
   }
@@ -489,49 +306,15 @@ StatusOr<SecurityParts> CheckSecurityShape(const EnvelopeParts& e) {
   if (HasAttr(s.token, "EncodingType") && Attr(s.token, "EncodingType") != kWssBase64EncodingType) {
     return Status::Invalid("the BinarySecurityToken's EncodingType must be Base64Binary");
   }
-  StatusOr<std::string> der = DecodeBase64(Content(s.token));
+  StatusOr<std::string> der = DecodeBase64Of(Content(s.token), "the BinarySecurityToken");
   if (!der.ok()) {
-    return Status::Invalid("the BinarySecurityToken is not valid base64 (" +
-                           der.status().message() + ")");
+    return der.status();
   }
-  const unsigned char* q = reinterpret_cast<const unsigned char*>(der->data());
-  s.certificate.reset(d2i_X509(nullptr, &q, static_cast<long>(der->size())));  // NOLINT
-  if (s.certificate == nullptr ||
-      q != reinterpret_cast<const unsigned char*>(der->data()) + der->size()) {
-    DrainOpenSslErrors();
+  s.certificate = CertificateFromDer(*der);
+  if (s.certificate == nullptr) {
     return Status::Invalid("the BinarySecurityToken is not one DER certificate");
   }
   return s;
-}
-
-const char* DSigStatusName(xmlSecDSigStatus s) {
-  switch (s) {
-    case xmlSecDSigStatusSucceeded:
-      return "succeeded";
-    case xmlSecDSigStatusInvalid:
-      return "invalid";
-    default:
-      return "unknown";
-  }
-}
-
-// An xmlsec key holding `pkey` (a new reference: the caller keeps its own).
-xmlSecKeyPtr MakeXmlSecKey(EVP_PKEY* pkey) {
-  EVP_PKEY_up_ref(pkey);
-  xmlSecKeyDataPtr data = xmlSecOpenSSLEvpKeyAdopt(pkey);
-  if (data == nullptr) {
-    EVP_PKEY_free(pkey);
-    return nullptr;
-  }
-  xmlSecKeyPtr key = xmlSecKeyCreate();
-  if (key == nullptr || xmlSecKeySetValue(key, data) < 0) {
-    xmlSecKeyDataDestroy(data);
-    if (key != nullptr) {
-      xmlSecKeyDestroy(key);
-    }
-    return nullptr;
-  }
-  return key;
 }
 
 }  // namespace
@@ -568,29 +351,29 @@ StatusOr<std::string> BuildSoapRequest(std::string_view body_xml,
     return Status::Internal("no randomness for the wsu:Id values");
   }
 
-  xmlNs* wsu = xmlNewNs(e.envelope, X(kWsuNs), X("wsu"));
-  xmlNode* header = xmlNewDocNode(doc, e.soap, X("Header"), nullptr);
+  xmlNs* wsu = xmlNewNs(e.envelope, ToXmlChar(kWsuNs), ToXmlChar("wsu"));
+  xmlNode* header = xmlNewDocNode(doc, e.soap, ToXmlChar("Header"), nullptr);
   xmlAddPrevSibling(e.body, header);
-  xmlNode* security = xmlNewChild(header, nullptr, X("Security"), nullptr);
-  xmlNs* wsse = xmlNewNs(security, X(kWsseNs), X("wsse"));
+  xmlNode* security = xmlNewChild(header, nullptr, ToXmlChar("Security"), nullptr);
+  xmlNs* wsse = xmlNewNs(security, ToXmlChar(kWsseNs), ToXmlChar("wsse"));
   xmlSetNs(security, wsse);
-  xmlNewNsProp(security, e.soap, X("mustUnderstand"), X("1"));
+  xmlNewNsProp(security, e.soap, ToXmlChar("mustUnderstand"), ToXmlChar("1"));
 
-  xmlNode* timestamp = xmlNewChild(security, wsu, X("Timestamp"), nullptr);
-  xmlNewNsProp(timestamp, wsu, X("Id"), X(ts_id.c_str()));
-  AddText(timestamp, wsu, "Created", FormatDateTime(now));
-  AddText(timestamp, wsu, "Expires", FormatDateTime(now + options.ttl));
+  xmlNode* timestamp = xmlNewChild(security, wsu, ToXmlChar("Timestamp"), nullptr);
+  xmlNewNsProp(timestamp, wsu, ToXmlChar("Id"), ToXmlChar(ts_id.c_str()));
+  AddText(timestamp, wsu, "Created", FormatUtc(now, kXsDateTimeUtcFormat));
+  AddText(timestamp, wsu, "Expires", FormatUtc(now + options.ttl, kXsDateTimeUtcFormat));
 
-  xmlNode* token =
-      AddText(security, wsse, "BinarySecurityToken", EncodeBase64(Der(id.certificate.get())));
-  xmlNewProp(token, X("EncodingType"), X(kWssBase64EncodingType));
-  xmlNewProp(token, X("ValueType"), X(kWssX509v3ValueType));
-  xmlNewNsProp(token, wsu, X("Id"), X(token_id.c_str()));
-  xmlNewNsProp(e.body, wsu, X("Id"), X(body_id.c_str()));
+  xmlNode* token = AddText(security, wsse, "BinarySecurityToken",
+                           EncodeBase64(CertificateDer(id.certificate.get())));
+  xmlNewProp(token, ToXmlChar("EncodingType"), ToXmlChar(kWssBase64EncodingType));
+  xmlNewProp(token, ToXmlChar("ValueType"), ToXmlChar(kWssX509v3ValueType));
+  xmlNewNsProp(token, wsu, ToXmlChar("Id"), ToXmlChar(token_id.c_str()));
+  xmlNewNsProp(e.body, wsu, ToXmlChar("Id"), ToXmlChar(body_id.c_str()));
 
   xmlNode* signature = xmlSecTmplSignatureCreateNsPref(
       doc, xmlSecTransformExclC14NId,
-      ec ? xmlSecTransformEcdsaSha256Id : xmlSecTransformRsaSha256Id, nullptr, X("ds"));
+      ec ? xmlSecTransformEcdsaSha256Id : xmlSecTransformRsaSha256Id, nullptr, ToXmlChar("ds"));
   if (signature == nullptr || xmlAddChild(security, signature) == nullptr) {
     if (signature != nullptr) {
       xmlFreeNode(signature);
@@ -599,37 +382,25 @@ StatusOr<std::string> BuildSoapRequest(std::string_view body_xml,
   }
   for (const std::string* ref_id : {&body_id, &ts_id}) {
     xmlNode* ref = xmlSecTmplSignatureAddReference(signature, xmlSecTransformSha256Id, nullptr,
-                                                   X(("#" + *ref_id).c_str()), nullptr);
+                                                   ToXmlChar(("#" + *ref_id).c_str()), nullptr);
     if (ref == nullptr ||
         xmlSecTmplReferenceAddTransform(ref, xmlSecTransformExclC14NId) == nullptr) {
       return Status::Internal("cannot build a signature reference");
     }
   }
-  PSL_RETURN_IF_ERROR(RegisterWsuId(doc, e.body));
-  PSL_RETURN_IF_ERROR(RegisterWsuId(doc, timestamp));
+  PSL_RETURN_IF_ERROR(RegisterId(doc, e.body, kWsuNs, "wsu:Id"));
+  PSL_RETURN_IF_ERROR(RegisterId(doc, timestamp, kWsuNs, "wsu:Id"));
 
-  XmlSecDSigCtxPtr dsig(xmlSecDSigCtxCreate(nullptr));
-  if (dsig == nullptr) {
-    return Status::Internal("xmlSecDSigCtxCreate failed");
-  }
-  dsig->enabledReferenceUris = xmlSecTransformUriTypeSameDocument;
-  dsig->signKey = MakeXmlSecKey(id.key.get());
-  if (dsig->signKey == nullptr) {
-    return Status::Internal("xmlsec does not accept the signing key");
-  }
-  XmlSecErrorCollector errors;
-  if (xmlSecDSigCtxSign(dsig.get(), signature) < 0 || dsig->status != xmlSecDSigStatusSucceeded) {
-    return Status::Internal("xmlsec signing failed: " + errors.Text());
-  }
+  PSL_RETURN_IF_ERROR(SignTemplate(signature, id.key.get()));
   // KeyInfo is not signed (WSS puts the token under the signature's protection only through the
   // key it yields); added after signing so xmlsec never tries to write key data into it.
-  xmlNs* ds = xmlSearchNsByHref(doc, signature, X(kDsNs));
-  xmlNode* key_info = xmlNewChild(signature, ds, X("KeyInfo"), nullptr);
-  xmlNode* str = xmlNewChild(key_info, wsse, X("SecurityTokenReference"), nullptr);
-  xmlNode* reference = xmlNewChild(str, wsse, X("Reference"), nullptr);
-  xmlNewProp(reference, X("URI"), X(("#" + token_id).c_str()));
-  xmlNewProp(reference, X("ValueType"), X(kWssX509v3ValueType));
-  return Serialise(doc);
+  xmlNs* ds = xmlSearchNsByHref(doc, signature, ToXmlChar(kDsNs));
+  xmlNode* key_info = xmlNewChild(signature, ds, ToXmlChar("KeyInfo"), nullptr);
+  xmlNode* str = xmlNewChild(key_info, wsse, ToXmlChar("SecurityTokenReference"), nullptr);
+  xmlNode* reference = xmlNewChild(str, wsse, ToXmlChar("Reference"), nullptr);
+  xmlNewProp(reference, ToXmlChar("URI"), ToXmlChar(("#" + token_id).c_str()));
+  xmlNewProp(reference, ToXmlChar("ValueType"), ToXmlChar(kWssX509v3ValueType));
+  return SerialiseXml(doc);
 }
 
 StatusOr<VerifiedSoap> VerifySoapRequest(std::string_view envelope_xml, X509_STORE* trust,
@@ -638,7 +409,8 @@ StatusOr<VerifiedSoap> VerifySoapRequest(std::string_view envelope_xml, X509_STO
     return Status::FailedPrecondition("no trust store to verify the WS-Security signature against");
   }
   const system_clock::time_point now = clock.Now();
-  StatusOr<XmlDocPtr> doc = Parse(envelope_xml, options.limits, "the SOAP envelope");
+  StatusOr<XmlDocPtr> doc =
+      ParseUntrustedXmlNamed(envelope_xml, options.limits, "the SOAP envelope");
   if (!doc.ok()) {
     return doc.status();
   }
@@ -662,12 +434,12 @@ StatusOr<VerifiedSoap> VerifySoapRequest(std::string_view envelope_xml, X509_STO
     return expires_node.status();
   }
   StatusOr<system_clock::time_point> created =
-      ParseUtcDateTime(TrimmedContent(*created_node), "Timestamp/Created");
+      ParseXsDateTime(TrimmedContent(*created_node), "Timestamp/Created", XsTimeZone::kUtcOnly);
   if (!created.ok()) {
     return created.status();
   }
   StatusOr<system_clock::time_point> expires =
-      ParseUtcDateTime(TrimmedContent(*expires_node), "Timestamp/Expires");
+      ParseXsDateTime(TrimmedContent(*expires_node), "Timestamp/Expires", XsTimeZone::kUtcOnly);
   if (!expires.ok()) {
     return expires.status();
   }
@@ -694,8 +466,8 @@ StatusOr<VerifiedSoap> VerifySoapRequest(std::string_view envelope_xml, X509_STO
   }
 
   xmlDoc* d = doc->get();
-  PSL_RETURN_IF_ERROR(RegisterWsuId(d, e->body));
-  PSL_RETURN_IF_ERROR(RegisterWsuId(d, s->timestamp));
+  PSL_RETURN_IF_ERROR(RegisterId(d, e->body, kWsuNs, "wsu:Id"));
+  PSL_RETURN_IF_ERROR(RegisterId(d, s->timestamp, kWsuNs, "wsu:Id"));
 
   // No keys manager: KeyInfo is never read by xmlsec; the key is the token's, set here.
   XmlSecDSigCtxPtr dsig(xmlSecDSigCtxCreate(nullptr));
@@ -732,7 +504,7 @@ StatusOr<VerifiedSoap> VerifySoapRequest(std::string_view envelope_xml, X509_STO
   for (xmlSecSize i = 0; i < ref_count; ++i) {
     auto* ref = static_cast<xmlSecDSigReferenceCtxPtr>(
         xmlSecPtrListGetItem(&dsig->signedInfoReferences, i));
-    const std::string uri = ref->uri != nullptr ? C(ref->uri) : "";
+    const std::string uri = ref->uri != nullptr ? FromXmlChar(ref->uri) : "";
     if (ref->status != xmlSecDSigStatusSucceeded) {
       return Status::Invalid(
           "the digest of reference '" + uri + "' does not match (" +
@@ -750,23 +522,15 @@ StatusOr<VerifiedSoap> VerifySoapRequest(std::string_view envelope_xml, X509_STO
   }
   // What xmlsec digested for "#id" is whatever the ID table names: it must still be THE Body of
   // THE Envelope and THE Timestamp of THE Security header.
-  if (xmlGetID(d, X(WsuId(e->body).c_str())) != xmlHasNsProp(e->body, X("Id"), X(kWsuNs)) ||
-      xmlGetID(d, X(WsuId(s->timestamp).c_str())) !=
-          xmlHasNsProp(s->timestamp, X("Id"), X(kWsuNs))) {
+  if (xmlGetID(d, ToXmlChar(WsuId(e->body).c_str())) !=
+          xmlHasNsProp(e->body, ToXmlChar("Id"), ToXmlChar(kWsuNs)) ||
+      xmlGetID(d, ToXmlChar(WsuId(s->timestamp).c_str())) !=
+          xmlHasNsProp(s->timestamp, ToXmlChar("Id"), ToXmlChar(kWsuNs))) {
     return Status::Invalid("a signed Id no longer resolves to the Body or the Timestamp");
   }
 
   VerifiedSoap out;
-  StatusOr<XmlDocPtr> body = CopyAsDocument(e->payload);
-  if (!body.ok()) {
-    return body.status();
-  }
-  out.body = std::move(body).value();
-  StatusOr<std::string> body_bytes = Serialise(out.body.get());
-  if (!body_bytes.ok()) {
-    return body_bytes.status();
-  }
-  out.body_xml = std::move(body_bytes).value();
+  PSL_RETURN_IF_ERROR(CopyOut(e->payload, &out.body, &out.body_xml));
   out.signer = std::move(s->certificate);
   out.signer_subject = SubjectRfc2253(out.signer.get());
   out.created = *created;
@@ -779,14 +543,14 @@ StatusOr<std::string> BuildSoapResponse(std::string_view body_xml) {
   if (!made.ok()) {
     return made.status();
   }
-  return Serialise(made->doc.get());
+  return SerialiseXml(made->doc.get());
 }
 
 StatusOr<std::string> BuildSoapFault(const SoapFault& fault) {
   if (fault.code.empty()) {
     return Status::Invalid("a SOAP Fault needs a faultcode");
   }
-  if (xmlValidateNCName(X(fault.code.c_str()), 0) != 0) {
+  if (xmlValidateNCName(ToXmlChar(fault.code.c_str()), 0) != 0) {
     return Status::Invalid("the faultcode's local part is not an NCName");
   }
   StatusOr<NewEnvelope> made = NewEnvelopeWith(nullptr);
@@ -794,10 +558,10 @@ StatusOr<std::string> BuildSoapFault(const SoapFault& fault) {
     return made.status();
   }
   NewEnvelope& e = *made;
-  xmlNode* f = xmlNewChild(e.body, e.soap, X("Fault"), nullptr);
+  xmlNode* f = xmlNewChild(e.body, e.soap, ToXmlChar("Fault"), nullptr);
   std::string qname = "soapenv:" + fault.code;
   if (!fault.code_ns.empty() && fault.code_ns != kSoap11Ns) {
-    xmlNewNs(f, X(fault.code_ns.c_str()), X("fc"));
+    xmlNewNs(f, ToXmlChar(fault.code_ns.c_str()), ToXmlChar("fc"));
     qname = "fc:" + fault.code;
   }
   // SOAP 1.1 §4.4: the Fault's children are unqualified (read in any namespace, as
@@ -808,21 +572,23 @@ StatusOr<std::string> BuildSoapFault(const SoapFault& fault) {
     AddText(f, nullptr, "faultactor", fault.actor);
   }
   if (!fault.detail_xml.empty()) {
-    StatusOr<XmlDocPtr> detail = Parse(fault.detail_xml, XmlLimits{}, "the fault detail");
+    StatusOr<XmlDocPtr> detail =
+        ParseUntrustedXmlNamed(fault.detail_xml, XmlLimits{}, "the fault detail");
     if (!detail.ok()) {
       return detail.status();
     }
-    xmlNode* holder = xmlAddChild(f, xmlNewDocNode(e.doc.get(), nullptr, X("detail"), nullptr));
+    xmlNode* holder =
+        xmlAddChild(f, xmlNewDocNode(e.doc.get(), nullptr, ToXmlChar("detail"), nullptr));
     xmlNode* copy = xmlDocCopyNode(xmlDocGetRootElement(detail->get()), e.doc.get(), 1);
     if (copy == nullptr || xmlAddChild(holder, copy) == nullptr) {
       return Status::Internal("cannot embed the fault detail");
     }
   }
-  return Serialise(e.doc.get());
+  return SerialiseXml(e.doc.get());
 }
 
 StatusOr<SoapResponse> ParseSoapResponse(std::string_view envelope_xml, const XmlLimits& limits) {
-  StatusOr<XmlDocPtr> doc = Parse(envelope_xml, limits, "the SOAP envelope");
+  StatusOr<XmlDocPtr> doc = ParseUntrustedXmlNamed(envelope_xml, limits, "the SOAP envelope");
   if (!doc.ok()) {
     return doc.status();
   }
@@ -832,16 +598,7 @@ StatusOr<SoapResponse> ParseSoapResponse(std::string_view envelope_xml, const Xm
   }
   SoapResponse out;
   if (!IsElement(e->payload, kSoap11Ns, "Fault")) {
-    StatusOr<XmlDocPtr> body = CopyAsDocument(e->payload);
-    if (!body.ok()) {
-      return body.status();
-    }
-    out.body = std::move(body).value();
-    StatusOr<std::string> bytes = Serialise(out.body.get());
-    if (!bytes.ok()) {
-      return bytes.status();
-    }
-    out.body_xml = std::move(bytes).value();
+    PSL_RETURN_IF_ERROR(CopyOut(e->payload, &out.body, &out.body_xml));
     return out;
   }
   xmlNode* f = e->payload;
@@ -856,11 +613,11 @@ StatusOr<SoapResponse> ParseSoapResponse(std::string_view envelope_xml, const Xm
   const std::string prefix = colon == std::string::npos ? "" : qname.substr(0, colon);
   fault.code = colon == std::string::npos ? qname : qname.substr(colon + 1);
   xmlNs* ns = xmlSearchNs(doc->get(), const_cast<xmlNode*>(code),
-                          prefix.empty() ? nullptr : X(prefix.c_str()));
+                          prefix.empty() ? nullptr : ToXmlChar(prefix.c_str()));
   if (ns == nullptr && !prefix.empty()) {
     return Status::Invalid("the faultcode's prefix '" + prefix + "' is not declared");
   }
-  fault.code_ns = ns == nullptr ? "" : C(ns->href);
+  fault.code_ns = ns == nullptr ? "" : FromXmlChar(ns->href);
   if (fault.code_ns == kSoap11Ns) {
     fault.code_ns.clear();
   }
@@ -869,15 +626,8 @@ StatusOr<SoapResponse> ParseSoapResponse(std::string_view envelope_xml, const Xm
   if (const xmlNode* detail = Child(f, "detail"); detail != nullptr) {
     std::vector<xmlNode*> kids = ElementChildren(const_cast<xmlNode*>(detail));
     if (!kids.empty()) {
-      StatusOr<XmlDocPtr> d = CopyAsDocument(kids.front());
-      if (!d.ok()) {
-        return d.status();
-      }
-      StatusOr<std::string> bytes = Serialise(d->get());
-      if (!bytes.ok()) {
-        return bytes.status();
-      }
-      fault.detail_xml = std::move(bytes).value();
+      XmlDocPtr detail_doc;
+      PSL_RETURN_IF_ERROR(CopyOut(kids.front(), &detail_doc, &fault.detail_xml));
     }
   }
   out.fault = std::move(fault);

@@ -2,10 +2,8 @@
 // tool, given the signer's certificate (it cannot follow a wsse:SecurityTokenReference itself).
 #include <gtest/gtest.h>
 #include <openssl/pem.h>
-#include <sys/wait.h>
 
 #include <chrono>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -47,18 +45,7 @@ class SoapInteropTest : public ::testing::Test {
         " --id-attr:Id " +
         kSoap11Ns + ":Body --id-attr:Id " + kWsuNs + ":Timestamp --pubkey-cert-pem '" +
         (xades_test::Pki() / "gateway.pem").string() + "' '" + file.string() + "' 2>&1";
-    FILE* pipe = popen(command.c_str(), "r");
-    if (pipe == nullptr) {
-      return -1;
-    }
-    char buf[512];
-    while (std::fgets(buf, sizeof(buf), pipe) != nullptr) {
-      *output += buf;
-    }
-    const int status = pclose(pipe);
-    std::error_code ignored;
-    std::filesystem::remove(file, ignored);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return xades_test::RunThenRemove(command, file, output);
   }
 
   soap_test::Material material_;

@@ -182,7 +182,7 @@ TEST_F(SoapTest, ACertificateSwappedInTheTokenIsRejected) {
               "</wsse:BinarySecurityToken>");
   const std::string old_b64 = token.substr(token.find('>') + 1);
   // Another certificate that chains to the same trusted root.
-  ReplaceOnce(envelope, old_b64, EncodeBase64(soap_test::Der(material_.insurer.certificate.get())));
+  ReplaceOnce(envelope, old_b64, EncodeBase64(CertificateDer(material_.insurer.certificate.get())));
   ExpectRejected(envelope, "the SignatureValue does not verify");
 }
 

@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "codecs/genasync.h"
 #include "codecs/mhm_codec.h"
 #include "codecs/xml_util.h"
 
@@ -30,13 +31,18 @@ ValidationReport MessageValidator::Validate(std::string_view bytes) const {
     (void)MhmCodec(schemas_, clock_, limits_).CheckDetailOnly(doc->get(), &report);
     return report;
   }
+  if (GenAsyncCodec::IsGenAsync(root)) {
+    (void)GenAsyncCodec(schemas_, limits_).DecodeParsed(std::move(doc).value(), &report);
+    return report;
+  }
   Problem unknown;
   unknown.code = "PSL-FLOW-UNKNOWN";
   unknown.message =
       "the root element does not belong to a supported flow (MHM: SendSubscriptionRequest, "
       "CancelSubscriptionRequest or NotifySubscriptionClosureRequest in namespace " +
       std::string(kMhmNamespace) + ", or their kmehr payload SendTransactionRequest in namespace " +
-      std::string(kMessageServicesNamespace) + ")";
+      std::string(kMessageServicesNamespace) + "; eFact: post in namespace " +
+      std::string(kGenAsyncNamespace) + ")";
   if (root != nullptr) {
     unknown.line = Line(root);
     unknown.path = NodePath(root);

@@ -16,9 +16,9 @@
 namespace psl::codecs {
 
 struct ValidationReport {
-  std::string kind;               // "enrolment" ("" when the flow is unknown)
-  std::string flow;               // "mhm"
-  std::string operation;          // MhmOperationName, e.g. "SendSubscription"
+  std::string kind;               // "enrolment", "claim", "amu" ("" when the flow is unknown)
+  std::string flow;               // "mhm", "efact"
+  std::string operation;          // MhmOperationName, e.g. "SendSubscription"; "post"
   std::vector<Problem> problems;  // every problem found, errors and warnings
   bool valid() const { return !HasErrors(problems); }
 };

@@ -4,18 +4,14 @@
 #include <libxml/valid.h>
 #include <openssl/bn.h>
 #include <openssl/evp.h>
-#include <openssl/rand.h>
 #include <xmlsec/crypto.h>
 #include <xmlsec/keysmngr.h>
 #include <xmlsec/openssl/app.h>
-#include <xmlsec/openssl/evp.h>
 #include <xmlsec/templates.h>
 #include <xmlsec/xmldsig.h>
 #include <xmlsec/xmlsec.h>
 
-#include <cstdio>
 #include <ctime>
-#include <map>
 #include <memory>
 #include <utility>
 #include <vector>
@@ -23,6 +19,8 @@
 #include <openssl/x509.h>
 #include <xmlsec/openssl/x509.h>
 
+#include "base/digest.h"
+#include "base/random.h"
 #include "base/x509.h"
 #include "codecs/base64.h"
 #include "codecs/deflate.h"
@@ -35,58 +33,7 @@ namespace {
 
 using std::chrono::system_clock;
 
-constexpr char kDsNs[] = "http://www.w3.org/2000/09/xmldsig#";
-constexpr char kExcC14n[] = "http://www.w3.org/2001/10/xml-exc-c14n#";
 constexpr char kBase64[] = "http://www.w3.org/2000/09/xmldsig#base64";
-constexpr char kRsaSha256[] = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256";
-constexpr char kSha256[] = "http://www.w3.org/2001/04/xmlenc#sha256";
-
-// Small helpers over libxml2 / OpenSSL.
-
-const xmlChar* X(const char* s) {
-  return reinterpret_cast<const xmlChar*>(s);
-}
-const char* C(const xmlChar* s) {
-  return reinterpret_cast<const char*>(s);
-}
-
-// The one child `ns:local` of `parent`, or an error naming `where`.
-StatusOr<xmlNode*> OneChild(xmlNode* parent, const char* ns, const char* local,
-                            const std::string& where) {
-  std::vector<xmlNode*> found = Children(parent, ns, local);
-  if (found.size() != 1) {
-    return Status::Invalid(where + " must hold exactly one " + local + " (found " +
-                           std::to_string(found.size()) + ")");
-  }
-  return found.front();
-}
-
-// `what` names the element in the error: "Xades is not valid base64 (...)".
-StatusOr<std::string> DecodeBase64Of(std::string_view text, const std::string& what) {
-  StatusOr<std::string> bytes = DecodeBase64(text);
-  if (!bytes.ok()) {
-    return Status::Invalid(what + " is not valid base64 (" + bytes.status().message() + ")");
-  }
-  return bytes;
-}
-
-std::string Sha256(std::string_view bytes) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(bytes.data(), bytes.size(), md, &len, EVP_sha256(), nullptr);
-  return std::string(reinterpret_cast<char*>(md), len);
-}
-
-std::string Der(X509* cert) {
-  unsigned char* buf = nullptr;
-  const int len = i2d_X509(cert, &buf);
-  if (len <= 0) {
-    return "";
-  }
-  std::string out(reinterpret_cast<char*>(buf), static_cast<std::size_t>(len));
-  OPENSSL_free(buf);
-  return out;
-}
 
 std::string SerialDecimal(X509* cert) {
   std::unique_ptr<BIGNUM, decltype(&BN_free)> bn(
@@ -118,108 +65,18 @@ std::string CompactDn(std::string_view dn) {
   return out;
 }
 
-std::string RandomUuid() {
-  unsigned char b[16];
-  if (RAND_bytes(b, sizeof(b)) != 1) {
-    return "";
-  }
-  b[6] = static_cast<unsigned char>((b[6] & 0x0F) | 0x40);
-  b[8] = static_cast<unsigned char>((b[8] & 0x3F) | 0x80);
-  char out[37];
-  std::snprintf(out, sizeof(out),
-                "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-                b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-                b[15]);
-  return out;
-}
-
-std::string FormatDateTime(system_clock::time_point t) {
-  const std::time_t tt = system_clock::to_time_t(t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
-// xs:dateTime with a time zone: YYYY-MM-DDThh:mm:ss[.fff…](Z|±hh:mm).
-StatusOr<system_clock::time_point> ParseDateTime(const std::string& s) {
-  int y = 0, mo = 0, d = 0, h = 0, mi = 0, se = 0, consumed = 0;
-  if (std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &se, &consumed) !=
-          6 ||
-      consumed != 19) {
-    return Status::Invalid("SigningTime is not an xs:dateTime");
-  }
-  std::size_t i = 19;
-  std::chrono::milliseconds fraction{0};
-  if (i < s.size() && s[i] == '.') {
-    ++i;
-    int digits = 0;
-    long long ms = 0;  // NOLINT(google-runtime-int)
-    while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
-      if (digits < 3) {
-        ms = ms * 10 + (s[i] - '0');
-      }
-      ++digits;
-      ++i;
-    }
-    if (digits == 0) {
-      return Status::Invalid("SigningTime is not an xs:dateTime");
-    }
-    for (int k = digits; k < 3; ++k) {
-      ms *= 10;
-    }
-    fraction = std::chrono::milliseconds(ms);
-  }
-  std::chrono::minutes offset{0};
-  if (i < s.size() && s[i] == 'Z' && i + 1 == s.size()) {
-  } else if (i + 6 == s.size() && (s[i] == '+' || s[i] == '-') && s[i + 3] == ':') {
-    int oh = 0, om = 0;
-    if (std::sscanf(s.c_str() + i + 1, "%2d:%2d", &oh, &om) != 2) {
-      return Status::Invalid("SigningTime has a malformed time zone");
-    }
-    offset = std::chrono::minutes(oh * 60 + om) * (s[i] == '-' ? -1 : 1);
-  } else {
-    return Status::Invalid("SigningTime must carry a time zone (Z or ±hh:mm)");
-  }
-  using namespace std::chrono;  // NOLINT(google-build-using-namespace)
-  const year_month_day ymd{year{y}, month{static_cast<unsigned>(mo)},
-                           day{static_cast<unsigned>(d)}};
-  if (!ymd.ok() || h > 23 || mi > 59 || se > 60) {
-    return Status::Invalid("SigningTime is not a valid date and time");
-  }
-  return system_clock::time_point(sys_days{ymd} + hours{h} + minutes{mi} + seconds{se} + fraction -
-                                  offset);
-}
-
 struct XmlSecKeysMngrDeleter {
   void operator()(xmlSecKeysMngr* m) const { xmlSecKeysMngrDestroy(m); }
 };
-struct XmlSecDSigCtxDeleter {
-  void operator()(xmlSecDSigCtx* c) const { xmlSecDSigCtxDestroy(c); }
-};
 using XmlSecKeysMngrPtr = std::unique_ptr<xmlSecKeysMngr, XmlSecKeysMngrDeleter>;
-using XmlSecDSigCtxPtr = std::unique_ptr<xmlSecDSigCtx, XmlSecDSigCtxDeleter>;
 
+// ParseUntrustedXmlNamed with default limits, any failure reported as `code`.
 StatusOr<XmlDocPtr> Parse(std::string_view bytes, const std::string& what, StatusCode code) {
-  Problem problem;
-  StatusOr<XmlDocPtr> doc = ParseUntrustedXml(bytes, XmlLimits{}, &problem);
+  StatusOr<XmlDocPtr> doc = ParseUntrustedXmlNamed(bytes, XmlLimits{}, what);
   if (!doc.ok()) {
-    return Status(code, what + " does not parse (" + problem.code + " at line " +
-                            std::to_string(problem.line) + "): " + problem.message);
+    return Status(code, doc.status().message());
   }
   return doc;
-}
-
-StatusOr<std::string> Serialise(xmlDoc* doc) {
-  xmlChar* buf = nullptr;
-  int size = 0;
-  xmlDocDumpMemoryEnc(doc, &buf, &size, "UTF-8");
-  if (buf == nullptr) {
-    return Status::Internal("cannot serialise an XML document");
-  }
-  XmlCharPtr owner(buf);
-  return std::string(C(buf), static_cast<std::size_t>(size));
 }
 
 // The envelope: root, Detail, Xades.
@@ -230,21 +87,32 @@ struct Envelope {
   xmlNode* detail = nullptr;
   xmlNode* xades = nullptr;  // the Xades / XadesT element, null when absent
   const char* signature_name = "Xades";
+  const char* ns = kCommonsProtocolNs;  // of Detail and the signature element
   bool response = false;
   std::string detail_id;
   bool text_xml = false;
   bool deflate = false;
 };
 
-// `response`: the commons protocol:v3 SendResponseType layout, Return/{Detail, XadesT};
-// otherwise the request layout, root/{Detail, Xades}.
-StatusOr<Envelope> FindEnvelopeParts(xmlDoc* doc, bool response = false) {
+// Where Detail and its signature element sit.
+enum class Layout {
+  kRequest,       // commons protocol:v3 request: root/{Detail, Xades}
+  kResponse,      // commons protocol:v3 SendResponseType: root/Return/{Detail, XadesT}
+  kGenAsyncPost,  // genasync post: root/{Detail, Xades-t} in kGenAsyncNs
+};
+
+StatusOr<Envelope> FindEnvelopeParts(xmlDoc* doc, Layout layout) {
+  const bool response = layout == Layout::kResponse;
   Envelope e;
   e.response = response;
-  e.signature_name = response ? "XadesT" : "Xades";
+  e.signature_name = response ? "XadesT" : layout == Layout::kGenAsyncPost ? "Xades-t" : "Xades";
+  e.ns = layout == Layout::kGenAsyncPost ? kGenAsyncNs : kCommonsProtocolNs;
   e.root = xmlDocGetRootElement(doc);
   if (e.root == nullptr) {
     return Status::Invalid("the envelope has no root element");
+  }
+  if (layout == Layout::kGenAsyncPost && !IsElement(e.root, kGenAsyncNs, "post")) {
+    return Status::Invalid("the root must be post (" + std::string(kGenAsyncNs) + ")");
   }
   e.container = e.root;
   std::string where = "the root";
@@ -258,14 +126,13 @@ StatusOr<Envelope> FindEnvelopeParts(xmlDoc* doc, bool response = false) {
     e.container = returns.front();
     where = "Return";
   }
-  std::vector<xmlNode*> details = Children(e.container, kCommonsProtocolNs, "Detail");
+  std::vector<xmlNode*> details = Children(e.container, e.ns, "Detail");
   if (details.size() != 1) {
-    return Status::Invalid(where + " must hold exactly one Detail (" +
-                           std::string(kCommonsProtocolNs) + "), found " +
-                           std::to_string(details.size()));
+    return Status::Invalid(where + " must hold exactly one Detail (" + std::string(e.ns) +
+                           "), found " + std::to_string(details.size()));
   }
   e.detail = details.front();
-  std::vector<xmlNode*> xades = Children(e.container, kCommonsProtocolNs, e.signature_name);
+  std::vector<xmlNode*> xades = Children(e.container, e.ns, e.signature_name);
   if (xades.size() > 1) {
     return Status::Invalid(where + " holds more than one " + e.signature_name);
   }
@@ -330,70 +197,6 @@ std::vector<std::string> ExpectedDetailTransforms(const Envelope& e) {
     t.emplace_back(kExcC14n);
   }
   return t;
-}
-
-// Every attribute named Id/ID/id (any namespace, xml:id included) must carry a distinct value,
-// so an ID can only ever resolve to one element (signature wrapping defence).
-Status CheckUniqueIds(xmlNode* root) {
-  std::map<std::string, int> seen;
-  std::vector<xmlNode*> stack = {root};
-  while (!stack.empty()) {
-    xmlNode* n = stack.back();
-    stack.pop_back();
-    for (xmlAttr* a = n->properties; a != nullptr; a = a->next) {
-      if (xmlStrcasecmp(a->name, X("id")) != 0) {
-        continue;
-      }
-      XmlCharPtr v(xmlNodeGetContent(reinterpret_cast<xmlNode*>(a)));
-      const std::string value = v == nullptr ? "" : C(v.get());
-      if (++seen[value] > 1) {
-        return Status::Invalid("Id value '" + value +
-                               "' is carried by more than one element (possible signature "
-                               "wrapping)");
-      }
-    }
-    for (xmlNode* c = n->children; c != nullptr; c = c->next) {
-      if (c->type == XML_ELEMENT_NODE) {
-        stack.push_back(c);
-      }
-    }
-  }
-  return Status::Ok();
-}
-
-int CountElements(xmlNode* root, const char* ns, const char* local) {
-  int count = 0;
-  std::vector<xmlNode*> stack = {root};
-  while (!stack.empty()) {
-    xmlNode* n = stack.back();
-    stack.pop_back();
-    if (IsElement(n, ns, local)) {
-      ++count;
-    }
-    for (xmlNode* c = n->children; c != nullptr; c = c->next) {
-      if (c->type == XML_ELEMENT_NODE) {
-        stack.push_back(c);
-      }
-    }
-  }
-  return count;
-}
-
-Status RegisterId(xmlDoc* doc, xmlNode* element, const std::string& id) {
-  xmlAttr* attr = xmlHasNsProp(element, X("Id"), nullptr);
-  if (attr == nullptr) {
-    return Status::Invalid(std::string(C(element->name)) + " has no Id");
-  }
-  if (xmlGetID(doc, X(id.c_str())) == nullptr) {
-    if (xmlAddID(nullptr, doc, X(id.c_str()), attr) == nullptr) {
-      return Status::Internal("cannot register Id '" + id + "'");
-    }
-  }
-  if (xmlGetID(doc, X(id.c_str())) != attr) {
-    return Status::Invalid("Id '" + id + "' resolves to another element than " + C(element->name) +
-                           " (possible signature wrapping)");
-  }
-  return Status::Ok();
 }
 
 // The signature's expected shape.
@@ -610,10 +413,8 @@ StatusOr<SignatureParts> CheckSignatureShape(xmlNode* signature, const Envelope&
     if (!der.ok()) {
       return der.status();
     }
-    const unsigned char* q = reinterpret_cast<const unsigned char*>(der->data());
-    X509Ptr cert(d2i_X509(nullptr, &q, static_cast<long>(der->size())));  // NOLINT
-    if (cert == nullptr || q != reinterpret_cast<const unsigned char*>(der->data()) + der->size()) {
-      DrainOpenSslErrors();
+    X509Ptr cert = CertificateFromDer(*der);
+    if (cert == nullptr) {
       return Status::Invalid("an X509Certificate in KeyInfo is not a DER certificate");
     }
     p.certificates.push_back(std::move(cert));
@@ -647,17 +448,6 @@ StatusOr<XmlSecKeysMngrPtr> MakeKeysManager(X509_STORE* trust) {
     }
   }
   return mngr;
-}
-
-const char* DSigStatusName(xmlSecDSigStatus s) {
-  switch (s) {
-    case xmlSecDSigStatusSucceeded:
-      return "succeeded";
-    case xmlSecDSigStatusInvalid:
-      return "invalid";
-    default:
-      return "unknown";
-  }
 }
 
 StatusOr<VerifiedSignature> VerifyParsed(xmlDoc* doc, const Envelope& e, X509_STORE* trust,
@@ -707,8 +497,8 @@ StatusOr<VerifiedSignature> VerifyParsed(xmlDoc* doc, const Envelope& e, X509_ST
   if (!parts.ok()) {
     return parts.status();
   }
-  PSL_RETURN_IF_ERROR(RegisterId(doc, e.detail, e.detail_id));
-  PSL_RETURN_IF_ERROR(RegisterId(doc, parts->signed_properties, parts->signed_properties_id));
+  PSL_RETURN_IF_ERROR(RegisterId(doc, e.detail, nullptr, "Id"));
+  PSL_RETURN_IF_ERROR(RegisterId(doc, parts->signed_properties, nullptr, "Id"));
 
   X509* leaf = parts->certificates.front().get();
   std::vector<X509Ptr> chain;
@@ -765,7 +555,7 @@ StatusOr<VerifiedSignature> VerifyParsed(xmlDoc* doc, const Envelope& e, X509_ST
   for (xmlSecSize i = 0; i < ref_count; ++i) {
     auto* ref = static_cast<xmlSecDSigReferenceCtxPtr>(
         xmlSecPtrListGetItem(&dsig->signedInfoReferences, i));
-    const std::string uri = ref->uri != nullptr ? C(ref->uri) : "";
+    const std::string uri = ref->uri != nullptr ? FromXmlChar(ref->uri) : "";
     if (uri != "#" + e.detail_id && uri != "#" + parts->signed_properties_id) {
       return Status::Invalid("xmlsec processed an unexpected reference '" + uri + "'");
     }
@@ -786,9 +576,10 @@ StatusOr<VerifiedSignature> VerifyParsed(xmlDoc* doc, const Envelope& e, X509_ST
   }
   // What xmlsec digested for "#id" is whatever the ID table names: it must still be the root's
   // Detail and the signature's own SignedProperties.
-  if (xmlGetID(doc, X(e.detail_id.c_str())) != xmlHasNsProp(e.detail, X("Id"), nullptr) ||
-      xmlGetID(doc, X(parts->signed_properties_id.c_str())) !=
-          xmlHasNsProp(parts->signed_properties, X("Id"), nullptr)) {
+  if (xmlGetID(doc, ToXmlChar(e.detail_id.c_str())) !=
+          xmlHasNsProp(e.detail, ToXmlChar("Id"), nullptr) ||
+      xmlGetID(doc, ToXmlChar(parts->signed_properties_id.c_str())) !=
+          xmlHasNsProp(parts->signed_properties, ToXmlChar("Id"), nullptr)) {
     return Status::Invalid("a signed Id no longer resolves to the expected element");
   }
 
@@ -805,7 +596,7 @@ StatusOr<VerifiedSignature> VerifyParsed(xmlDoc* doc, const Envelope& e, X509_ST
   if (parts->cert_digest_algorithm != kSha256) {
     return Status::Invalid("CertDigest DigestMethod must be " + std::string(kSha256));
   }
-  if (parts->cert_digest != Sha256(Der(used))) {
+  if (parts->cert_digest != Sha256(CertificateDer(used))) {
     return Status::Invalid(
         "SigningCertificate CertDigest is not the digest of the signing "
         "certificate");
@@ -820,7 +611,8 @@ StatusOr<VerifiedSignature> VerifyParsed(xmlDoc* doc, const Envelope& e, X509_ST
         "SigningCertificate X509SerialNumber is not the signing "
         "certificate's serial number");
   }
-  StatusOr<system_clock::time_point> signing_time = ParseDateTime(parts->signing_time);
+  StatusOr<system_clock::time_point> signing_time =
+      ParseXsDateTime(parts->signing_time, "SigningTime", XsTimeZone::kRequired);
   if (!signing_time.ok()) {
     return signing_time.status();
   }
@@ -836,36 +628,31 @@ StatusOr<VerifiedSignature> VerifyParsed(xmlDoc* doc, const Envelope& e, X509_ST
   return out;
 }
 
-xmlNode* AddChild(xmlNode* parent, xmlNs* ns, const char* name, const std::string* text) {
-  return text == nullptr ? xmlNewChild(parent, ns, X(name), nullptr)
-                         : xmlNewTextChild(parent, ns, X(name), X(text->c_str()));
-}
-
 // Builds Object/QualifyingProperties and returns SignedProperties.
 xmlNode* AddQualifyingProperties(xmlNode* object, xmlNs* ds, const std::string& signature_id,
                                  const std::string& props_id, X509* cert,
                                  system_clock::time_point signing_time) {
-  xmlNode* qp = xmlNewChild(object, nullptr, X("QualifyingProperties"), nullptr);
-  xmlNs* xades = xmlNewNs(qp, X(kXadesNs), X("xades"));
+  xmlNode* qp = xmlNewChild(object, nullptr, ToXmlChar("QualifyingProperties"), nullptr);
+  xmlNs* xades = xmlNewNs(qp, ToXmlChar(kXadesNs), ToXmlChar("xades"));
   xmlSetNs(qp, xades);
-  xmlNewProp(qp, X("Target"), X(("#" + signature_id).c_str()));
-  xmlNode* sp = AddChild(qp, xades, "SignedProperties", nullptr);
-  xmlNewProp(sp, X("Id"), X(props_id.c_str()));
-  xmlNode* ssp = AddChild(sp, xades, "SignedSignatureProperties", nullptr);
-  const std::string time = FormatDateTime(signing_time);
-  AddChild(ssp, xades, "SigningTime", &time);
-  xmlNode* sc = AddChild(ssp, xades, "SigningCertificate", nullptr);
-  xmlNode* c = AddChild(sc, xades, "Cert", nullptr);
-  xmlNode* cd = AddChild(c, xades, "CertDigest", nullptr);
-  xmlNode* dm = AddChild(cd, ds, "DigestMethod", nullptr);
-  xmlNewProp(dm, X("Algorithm"), X(kSha256));
-  const std::string digest = EncodeBase64(Sha256(Der(cert)));
-  AddChild(cd, ds, "DigestValue", &digest);
-  xmlNode* is = AddChild(c, xades, "IssuerSerial", nullptr);
+  xmlNewProp(qp, ToXmlChar("Target"), ToXmlChar(("#" + signature_id).c_str()));
+  xmlNode* sp = AddElement(qp, xades, "SignedProperties", nullptr);
+  xmlNewProp(sp, ToXmlChar("Id"), ToXmlChar(props_id.c_str()));
+  xmlNode* ssp = AddElement(sp, xades, "SignedSignatureProperties", nullptr);
+  const std::string time = FormatUtc(signing_time, kXsDateTimeUtcFormat);
+  AddElement(ssp, xades, "SigningTime", &time);
+  xmlNode* sc = AddElement(ssp, xades, "SigningCertificate", nullptr);
+  xmlNode* c = AddElement(sc, xades, "Cert", nullptr);
+  xmlNode* cd = AddElement(c, xades, "CertDigest", nullptr);
+  xmlNode* dm = AddElement(cd, ds, "DigestMethod", nullptr);
+  xmlNewProp(dm, ToXmlChar("Algorithm"), ToXmlChar(kSha256));
+  const std::string digest = EncodeBase64(Sha256(CertificateDer(cert)));
+  AddElement(cd, ds, "DigestValue", &digest);
+  xmlNode* is = AddElement(c, xades, "IssuerSerial", nullptr);
   const std::string issuer = NameRfc2253(X509_get_issuer_name(cert));
   const std::string serial = SerialDecimal(cert);
-  AddChild(is, ds, "X509IssuerName", &issuer);
-  AddChild(is, ds, "X509SerialNumber", &serial);
+  AddElement(is, ds, "X509IssuerName", &issuer);
+  AddElement(is, ds, "X509SerialNumber", &serial);
   return sp;
 }
 
@@ -878,8 +665,9 @@ StatusOr<std::string> ComputeSignature(xmlDoc* doc, const Envelope& e, const Sig
   const std::string signature_id = "xmldsig-" + uuid;
   const std::string props_id = signature_id + "-xades-signedprops";
 
-  xmlNode* signature = xmlSecTmplSignatureCreateNsPref(
-      doc, xmlSecTransformExclC14NId, xmlSecTransformRsaSha256Id, X(signature_id.c_str()), X("ds"));
+  xmlNode* signature =
+      xmlSecTmplSignatureCreateNsPref(doc, xmlSecTransformExclC14NId, xmlSecTransformRsaSha256Id,
+                                      ToXmlChar(signature_id.c_str()), ToXmlChar("ds"));
   if (signature == nullptr) {
     return Status::Internal("cannot create the signature template");
   }
@@ -897,19 +685,19 @@ StatusOr<std::string> ComputeSignature(xmlDoc* doc, const Envelope& e, const Sig
     xmlNode* node;
   } detacher(signature);
   xmlAddChild(e.root, signature);
-  xmlNs* ds = xmlSearchNsByHref(doc, signature, X(kDsNs));
+  xmlNs* ds = xmlSearchNsByHref(doc, signature, ToXmlChar(kDsNs));
 
   xmlNode* ref = xmlSecTmplSignatureAddReference(signature, xmlSecTransformSha256Id, nullptr,
-                                                 X(("#" + e.detail_id).c_str()), nullptr);
+                                                 ToXmlChar(("#" + e.detail_id).c_str()), nullptr);
   if (ref == nullptr || xmlSecTmplReferenceAddTransform(ref, xmlSecTransformBase64Id) == nullptr ||
       (e.deflate &&
        xmlSecTmplReferenceAddTransform(ref, OptionalDeflateTransformId()) == nullptr) ||
       (e.text_xml && xmlSecTmplReferenceAddTransform(ref, xmlSecTransformExclC14NId) == nullptr)) {
     return Status::Internal("cannot build the Detail reference");
   }
-  xmlNode* props_ref =
-      xmlSecTmplSignatureAddReference(signature, xmlSecTransformSha256Id, nullptr,
-                                      X(("#" + props_id).c_str()), X(kSignedPropertiesType));
+  xmlNode* props_ref = xmlSecTmplSignatureAddReference(signature, xmlSecTransformSha256Id, nullptr,
+                                                       ToXmlChar(("#" + props_id).c_str()),
+                                                       ToXmlChar(kSignedPropertiesType));
   if (props_ref == nullptr ||
       xmlSecTmplReferenceAddTransform(props_ref, xmlSecTransformExclC14NId) == nullptr) {
     return Status::Internal("cannot build the SignedProperties reference");
@@ -920,50 +708,29 @@ StatusOr<std::string> ComputeSignature(xmlDoc* doc, const Envelope& e, const Sig
   }
   xmlNode* props =
       AddQualifyingProperties(object, ds, signature_id, props_id, id.certificate.get(), now);
-  PSL_RETURN_IF_ERROR(RegisterId(doc, e.detail, e.detail_id));
-  PSL_RETURN_IF_ERROR(RegisterId(doc, props, props_id));
+  PSL_RETURN_IF_ERROR(RegisterId(doc, e.detail, nullptr, "Id"));
+  PSL_RETURN_IF_ERROR(RegisterId(doc, props, nullptr, "Id"));
 
-  XmlSecDSigCtxPtr dsig(xmlSecDSigCtxCreate(nullptr));
-  if (dsig == nullptr) {
-    return Status::Internal("xmlSecDSigCtxCreate failed");
-  }
-  dsig->enabledReferenceUris = xmlSecTransformUriTypeSameDocument;
-  EVP_PKEY_up_ref(id.key.get());
-  xmlSecKeyDataPtr key_data = xmlSecOpenSSLEvpKeyAdopt(id.key.get());
-  if (key_data == nullptr) {
-    EVP_PKEY_free(id.key.get());
-    return Status::Internal("xmlsec does not accept the signing key");
-  }
-  dsig->signKey = xmlSecKeyCreate();
-  if (dsig->signKey == nullptr || xmlSecKeySetValue(dsig->signKey, key_data) < 0) {
-    xmlSecKeyDataDestroy(key_data);
-    return Status::Internal("cannot build the xmlsec signing key");
-  }
-  XmlSecErrorCollector errors;
-  if (xmlSecDSigCtxSign(dsig.get(), signature) < 0 || dsig->status != xmlSecDSigStatusSucceeded) {
-    return Status::Internal("xmlsec signing failed: " + errors.Text());
-  }
+  PSL_RETURN_IF_ERROR(SignTemplate(signature, id.key.get()));
 
   // KeyInfo is not signed: added after signing, in schema order before ds:Object.
-  xmlNode* key_info = xmlNewNode(ds, X("KeyInfo"));
+  xmlNode* key_info = xmlNewNode(ds, ToXmlChar("KeyInfo"));
   xmlAddPrevSibling(object, key_info);
-  xmlNode* x509_data = xmlNewChild(key_info, ds, X("X509Data"), nullptr);
+  xmlNode* x509_data = xmlNewChild(key_info, ds, ToXmlChar("X509Data"), nullptr);
   std::vector<X509*> certs = {id.certificate.get()};
   for (const X509Ptr& c : id.chain) {
     certs.push_back(c.get());
   }
   for (X509* c : certs) {
-    const std::string b64 = EncodeBase64(Der(c));
-    xmlNewTextChild(x509_data, ds, X("X509Certificate"), X(b64.c_str()));
+    const std::string b64 = EncodeBase64(CertificateDer(c));
+    xmlNewTextChild(x509_data, ds, ToXmlChar("X509Certificate"), ToXmlChar(b64.c_str()));
   }
 
-  XmlDocPtr out(xmlNewDoc(X("1.0")));
-  xmlNode* copy = xmlDocCopyNode(signature, out.get(), 1);
-  if (copy == nullptr) {
+  XmlDocPtr out = CopyAsDocument(signature);
+  if (out == nullptr) {
     return Status::Internal("cannot detach the signature");
   }
-  xmlDocSetRootElement(out.get(), copy);
-  return Serialise(out.get());
+  return SerialiseXml(out.get());
 }
 
 // Signs the parsed document's Detail and returns it re-serialised with the signature in
@@ -990,84 +757,112 @@ StatusOr<std::string> SignParsed(xmlDoc* doc, const Envelope& e, const SigningId
   }
   const std::string b64 = EncodeBase64(*signature);
   if (e.xades != nullptr) {
-    xmlNodeSetContent(e.xades, X(b64.c_str()));  // base64 needs no escaping
+    xmlNodeSetContent(e.xades, ToXmlChar(b64.c_str()));  // base64 needs no escaping
   } else {
-    xmlNs* ns = xmlSearchNsByHref(doc, e.container, X(kCommonsProtocolNs));
-    xmlNode* xades = xmlNewDocNode(doc, ns, X(e.signature_name), X(b64.c_str()));
+    xmlNs* ns = xmlSearchNsByHref(doc, e.container, ToXmlChar(e.ns));
+    xmlNode* xades = xmlNewDocNode(doc, ns, ToXmlChar(e.signature_name), ToXmlChar(b64.c_str()));
     if (ns == nullptr) {
-      xmlSetNs(xades, xmlNewNs(xades, X(kCommonsProtocolNs), nullptr));
+      xmlSetNs(xades, xmlNewNs(xades, ToXmlChar(e.ns), nullptr));
     }
     xmlAddNextSibling(e.detail, xades);
   }
-  return Serialise(doc);
+  return SerialiseXml(doc);
+}
+
+struct ParsedEnvelope {
+  XmlDocPtr doc;
+  Envelope parts;  // points into doc
+};
+
+// The envelope parsed, and its parts found where `layout` puts them.
+StatusOr<ParsedEnvelope> ParseEnvelope(std::string_view bytes, Layout layout) {
+  const bool response = layout == Layout::kResponse;
+  StatusOr<XmlDocPtr> doc =
+      Parse(bytes, response ? "the response" : "the envelope", StatusCode::kMalformed);
+  if (!doc.ok()) {
+    return doc.status();
+  }
+  StatusOr<Envelope> parts = FindEnvelopeParts(doc->get(), layout);
+  if (!parts.ok()) {
+    return parts.status();
+  }
+  return ParsedEnvelope{std::move(doc).value(), *parts};
+}
+
+}  // namespace
+
+namespace {
+
+// SignBlobRequest and SignGenAsyncPost: sign, or verify and keep an existing signature.
+StatusOr<std::string> SignOrKeep(std::string_view envelope_xml, Layout layout,
+                                 const SigningIdentity& id, X509_STORE* trust, const Clock& clock) {
+  StatusOr<ParsedEnvelope> p = ParseEnvelope(envelope_xml, layout);
+  if (!p.ok()) {
+    return p.status();
+  }
+  if (p->parts.xades != nullptr && !TrimmedContent(p->parts.xades).empty()) {
+    StatusOr<VerifiedSignature> verified = VerifyParsed(p->doc.get(), p->parts, trust, clock);
+    if (!verified.ok()) {
+      if (verified.status().code() != StatusCode::kInvalid) {
+        return verified.status();
+      }
+      return Status::Invalid("the request's existing " + std::string(p->parts.signature_name) +
+                             " does not verify: " + verified.status().message());
+    }
+    return std::string(envelope_xml);
+  }
+  return SignParsed(p->doc.get(), p->parts, id, clock);
 }
 
 }  // namespace
 
 StatusOr<std::string> SignBlobRequest(std::string_view envelope_xml, const SigningIdentity& id,
                                       X509_STORE* trust, const Clock& clock) {
-  StatusOr<XmlDocPtr> doc = Parse(envelope_xml, "the envelope", StatusCode::kMalformed);
-  if (!doc.ok()) {
-    return doc.status();
+  return SignOrKeep(envelope_xml, Layout::kRequest, id, trust, clock);
+}
+
+StatusOr<std::string> SignGenAsyncPost(std::string_view post_xml, const SigningIdentity& id,
+                                       X509_STORE* trust, const Clock& clock) {
+  return SignOrKeep(post_xml, Layout::kGenAsyncPost, id, trust, clock);
+}
+
+StatusOr<VerifiedSignature> VerifyGenAsyncPost(std::string_view post_xml, X509_STORE* trust,
+                                               const Clock& clock) {
+  StatusOr<ParsedEnvelope> p = ParseEnvelope(post_xml, Layout::kGenAsyncPost);
+  if (!p.ok()) {
+    return p.status();
   }
-  StatusOr<Envelope> e = FindEnvelopeParts(doc->get());
-  if (!e.ok()) {
-    return e.status();
-  }
-  if (e->xades != nullptr && !TrimmedContent(e->xades).empty()) {
-    StatusOr<VerifiedSignature> verified = VerifyParsed(doc->get(), *e, trust, clock);
-    if (!verified.ok()) {
-      if (verified.status().code() != StatusCode::kInvalid) {
-        return verified.status();
-      }
-      return Status::Invalid("the request's existing Xades does not verify: " +
-                             verified.status().message());
-    }
-    return std::string(envelope_xml);
-  }
-  return SignParsed(doc->get(), *e, id, clock);
+  return VerifyParsed(p->doc.get(), p->parts, trust, clock);
 }
 
 StatusOr<std::string> SignBlobResponse(std::string_view response_xml, const SigningIdentity& id,
                                        const Clock& clock) {
-  StatusOr<XmlDocPtr> doc = Parse(response_xml, "the response", StatusCode::kMalformed);
-  if (!doc.ok()) {
-    return doc.status();
+  StatusOr<ParsedEnvelope> p = ParseEnvelope(response_xml, Layout::kResponse);
+  if (!p.ok()) {
+    return p.status();
   }
-  StatusOr<Envelope> e = FindEnvelopeParts(doc->get(), /*response=*/true);
-  if (!e.ok()) {
-    return e.status();
-  }
-  if (e->xades != nullptr && !TrimmedContent(e->xades).empty()) {
+  if (p->parts.xades != nullptr && !TrimmedContent(p->parts.xades).empty()) {
     return Status::Invalid("the response already carries a XadesT signature");
   }
-  return SignParsed(doc->get(), *e, id, clock);
+  return SignParsed(p->doc.get(), p->parts, id, clock);
 }
 
 StatusOr<VerifiedSignature> VerifyBlobResponse(std::string_view response_xml, X509_STORE* trust,
                                                const Clock& clock) {
-  StatusOr<XmlDocPtr> doc = Parse(response_xml, "the response", StatusCode::kMalformed);
-  if (!doc.ok()) {
-    return doc.status();
+  StatusOr<ParsedEnvelope> p = ParseEnvelope(response_xml, Layout::kResponse);
+  if (!p.ok()) {
+    return p.status();
   }
-  StatusOr<Envelope> e = FindEnvelopeParts(doc->get(), /*response=*/true);
-  if (!e.ok()) {
-    return e.status();
-  }
-  return VerifyParsed(doc->get(), *e, trust, clock);
+  return VerifyParsed(p->doc.get(), p->parts, trust, clock);
 }
 
 StatusOr<VerifiedSignature> VerifyBlobRequest(std::string_view envelope_xml, X509_STORE* trust,
                                               const Clock& clock) {
-  StatusOr<XmlDocPtr> doc = Parse(envelope_xml, "the envelope", StatusCode::kMalformed);
-  if (!doc.ok()) {
-    return doc.status();
+  StatusOr<ParsedEnvelope> p = ParseEnvelope(envelope_xml, Layout::kRequest);
+  if (!p.ok()) {
+    return p.status();
   }
-  StatusOr<Envelope> e = FindEnvelopeParts(doc->get());
-  if (!e.ok()) {
-    return e.status();
-  }
-  return VerifyParsed(doc->get(), *e, trust, clock);
+  return VerifyParsed(p->doc.get(), p->parts, trust, clock);
 }
 
 }  // namespace psl::codecs

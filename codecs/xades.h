@@ -34,6 +34,7 @@
 namespace psl::codecs {
 
 inline constexpr char kCommonsProtocolNs[] = "urn:be:fgov:ehealth:mycarenet:commons:protocol:v3";
+inline constexpr char kGenAsyncNs[] = "urn:be:cin:nip:async:generic";
 inline constexpr char kXadesNs[] = "http://uri.etsi.org/01903/v1.3.2#";
 inline constexpr char kSignedPropertiesType[] = "http://uri.etsi.org/01903#SignedProperties";
 
@@ -91,6 +92,20 @@ StatusOr<std::string> SignBlobResponse(std::string_view response_xml, const Sign
 // Verifies Return/XadesT over Return/Detail, failing closed exactly as VerifyBlobRequest
 // (kInvalid also when the root does not hold exactly one Return).
 StatusOr<VerifiedSignature> VerifyBlobResponse(std::string_view response_xml, X509_STORE* trust,
+                                               const Clock& clock);
+
+// The same profile over the Blob of a Generic Async `post` (DOMAIN.md §3, §4.3: eFact HCPFAC /
+// ECM-HCPFAC): root {urn:be:cin:nip:async:generic}post holding one Detail (ContentType
+// text/plain, ContentEncoding none|deflate; the Reference's transforms are base64 then, for
+// deflate, optional-deflate) and the signature base64-encoded in Xades-t, both in kGenAsyncNs;
+// Xades-t is inserted right after Detail (an empty one is filled). As for the responses above,
+// Xades-t carries XAdES-BES (no timestamp: no TSA here). An existing non-empty Xades-t is
+// verified against `trust` and the post returned unchanged. Errors as SignBlobRequest.
+StatusOr<std::string> SignGenAsyncPost(std::string_view post_xml, const SigningIdentity& id,
+                                       X509_STORE* trust, const Clock& clock);
+
+// Verifies Xades-t over Detail of a genasync post, failing closed exactly as VerifyBlobRequest.
+StatusOr<VerifiedSignature> VerifyGenAsyncPost(std::string_view post_xml, X509_STORE* trust,
                                                const Clock& clock);
 
 }  // namespace psl::codecs

@@ -1,9 +1,7 @@
 // Our XAdES signatures checked by an independent verifier: Debian's xmlsec1 command line tool.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include <chrono>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -71,18 +69,7 @@ class XadesInteropTest : public ::testing::Test {
                                 "'"
                                 " '" +
                                 file.string() + "' 2>&1";
-    FILE* pipe = popen(command.c_str(), "r");
-    if (pipe == nullptr) {
-      return -1;
-    }
-    char buf[512];
-    while (std::fgets(buf, sizeof(buf), pipe) != nullptr) {
-      *output += buf;
-    }
-    const int status = pclose(pipe);
-    std::error_code ignored;
-    std::filesystem::remove(file, ignored);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return xades_test::RunThenRemove(command, file, output);
   }
 
   xades_test::Material material_;

@@ -599,6 +599,18 @@ StatusOr<XmlDocPtr> ParseUntrustedXml(std::string_view bytes, const XmlLimits& l
   return doc;
 }
 
+StatusOr<XmlDocPtr> ParseUntrustedXmlNamed(std::string_view bytes, const XmlLimits& limits,
+                                           std::string_view what) {
+  Problem problem;
+  StatusOr<XmlDocPtr> doc = ParseUntrustedXml(bytes, limits, &problem);
+  if (!doc.ok()) {
+    return Status(doc.status().code(), std::string(what) + " does not parse (" + problem.code +
+                                           " at line " + std::to_string(problem.line) +
+                                           "): " + problem.message);
+  }
+  return doc;
+}
+
 std::string NodePath(const xmlNode* node) {
   if (node == nullptr) {
     return "";

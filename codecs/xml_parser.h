@@ -56,6 +56,12 @@ struct XmlLimits {
 StatusOr<XmlDocPtr> ParseUntrustedXml(std::string_view bytes, const XmlLimits& limits,
                                       Problem* problem);
 
+// ParseUntrustedXml for a document that error messages call `what` ("the SOAP envelope"): on
+// failure the status keeps the parser's code (kMalformed, or kTooLarge) and its message is
+// "<what> does not parse (<PSL-XML-* code> at line <n>): <the problem's message>".
+StatusOr<XmlDocPtr> ParseUntrustedXmlNamed(std::string_view bytes, const XmlLimits& limits,
+                                           std::string_view what);
+
 // "/SendSubscriptionRequest/Detail": local names from the root, no prefixes, no indexes.
 // An attribute gives ".../Detail/@Id", a text or comment node the path of its element, the
 // document node "/", null "".

@@ -1,16 +1,40 @@
 #include "codecs/xml_util.h"
 
-#include "base/xml_handles.h"
+#include <libxml/valid.h>
+
+#include <cstdio>
+#include <ctime>
+#include <map>
 
 namespace psl::codecs {
 namespace {
 
-const xmlChar* ToXml(const char* s) {
-  return reinterpret_cast<const xmlChar*>(s);
-}
+using std::chrono::system_clock;
 
 std::string_view View(const xmlChar* s) {
-  return s == nullptr ? std::string_view() : std::string_view(reinterpret_cast<const char*>(s));
+  return s == nullptr ? std::string_view() : std::string_view(FromXmlChar(s));
+}
+
+// Calls visit(n) for `root` (when not null) and every element below it, depth first, until visit
+// returns false.
+template <typename Visit>
+void WalkElements(xmlNode* root, Visit visit) {
+  std::vector<xmlNode*> stack = {root};
+  while (!stack.empty()) {
+    xmlNode* n = stack.back();
+    stack.pop_back();
+    if (n == nullptr) {
+      continue;
+    }
+    if (!visit(static_cast<const xmlNode*>(n))) {
+      return;
+    }
+    for (xmlNode* c = n->children; c != nullptr; c = c->next) {
+      if (c->type == XML_ELEMENT_NODE) {
+        stack.push_back(c);
+      }
+    }
+  }
 }
 
 }  // namespace
@@ -94,12 +118,12 @@ std::string Attr(const xmlNode* n, const char* name) {
   if (n == nullptr) {
     return {};
   }
-  XmlCharPtr v(xmlGetNoNsProp(n, ToXml(name)));
+  XmlCharPtr v(xmlGetNoNsProp(n, ToXmlChar(name)));
   return v == nullptr ? std::string() : std::string(View(v.get()));
 }
 
 bool HasAttr(const xmlNode* n, const char* name) {
-  return n != nullptr && xmlHasNsProp(n, ToXml(name), nullptr) != nullptr;
+  return n != nullptr && xmlHasNsProp(n, ToXmlChar(name), nullptr) != nullptr;
 }
 
 std::string Content(const xmlNode* n) {
@@ -130,6 +154,158 @@ int Line(const xmlNode* n) {
   }
   const long line = xmlGetLineNo(n);  // NOLINT(google-runtime-int): libxml2's type
   return line > 0 ? static_cast<int>(line) : 0;
+}
+
+StatusOr<xmlNode*> OneChild(xmlNode* parent, const char* ns, const char* local,
+                            const std::string& where) {
+  std::vector<xmlNode*> found = Children(parent, ns, local);
+  if (found.size() != 1) {
+    return Status::Invalid(where + " must hold exactly one " + local + " (found " +
+                           std::to_string(found.size()) + ")");
+  }
+  return found.front();
+}
+
+int CountElements(xmlNode* root, const char* ns, const char* local) {
+  int count = 0;
+  WalkElements(root, [&](const xmlNode* n) {
+    count += IsElement(n, ns, local) ? 1 : 0;
+    return true;
+  });
+  return count;
+}
+
+Status CheckUniqueIds(xmlNode* root) {
+  std::map<std::string, int> seen;
+  Status result = Status::Ok();
+  WalkElements(root, [&](const xmlNode* n) {
+    for (const xmlAttr* a = n->properties; a != nullptr; a = a->next) {
+      if (xmlStrcasecmp(a->name, ToXmlChar("id")) != 0) {
+        continue;
+      }
+      XmlCharPtr v(xmlNodeGetContent(reinterpret_cast<const xmlNode*>(a)));
+      const std::string value = v == nullptr ? "" : FromXmlChar(v.get());
+      if (++seen[value] > 1) {
+        result = Status::Invalid("Id value '" + value +
+                                 "' is carried by more than one element (possible signature "
+                                 "wrapping)");
+        return false;
+      }
+    }
+    return true;
+  });
+  return result;
+}
+
+Status RegisterId(xmlDoc* doc, xmlNode* element, const char* ns, std::string_view label) {
+  xmlAttr* attr = xmlHasNsProp(element, ToXmlChar("Id"), ToXmlChar(ns));
+  if (attr == nullptr) {
+    return Status::Invalid(std::string(FromXmlChar(element->name)) + " has no " +
+                           std::string(label));
+  }
+  XmlCharPtr value(ns == nullptr ? xmlGetNoNsProp(element, ToXmlChar("Id"))
+                                 : xmlGetNsProp(element, ToXmlChar("Id"), ToXmlChar(ns)));
+  const std::string id = value == nullptr ? "" : FromXmlChar(value.get());
+  if (xmlGetID(doc, ToXmlChar(id)) == nullptr &&
+      xmlAddID(nullptr, doc, ToXmlChar(id), attr) == nullptr) {
+    return Status::Internal("cannot register Id '" + id + "'");
+  }
+  if (xmlGetID(doc, ToXmlChar(id)) != attr) {
+    return Status::Invalid("Id '" + id + "' resolves to another element than " +
+                           FromXmlChar(element->name) + " (possible signature wrapping)");
+  }
+  return Status::Ok();
+}
+
+StatusOr<std::string> SerialiseXml(xmlDoc* doc) {
+  xmlChar* buf = nullptr;
+  int size = 0;
+  xmlDocDumpMemoryEnc(doc, &buf, &size, "UTF-8");
+  if (buf == nullptr) {
+    return Status::Internal("cannot serialise an XML document");
+  }
+  XmlCharPtr owner(buf);
+  return std::string(FromXmlChar(buf), static_cast<std::size_t>(size));
+}
+
+XmlDocPtr CopyAsDocument(const xmlNode* element) {
+  XmlDocPtr out(xmlNewDoc(ToXmlChar("1.0")));
+  xmlNode* copy =
+      out == nullptr ? nullptr : xmlDocCopyNode(const_cast<xmlNode*>(element), out.get(), 1);
+  if (copy == nullptr) {
+    return nullptr;
+  }
+  xmlDocSetRootElement(out.get(), copy);
+  return out;
+}
+
+xmlNode* AddElement(xmlNode* parent, xmlNs* ns, const char* name, const std::string* text) {
+  return text == nullptr ? xmlNewChild(parent, ns, ToXmlChar(name), nullptr)
+                         : xmlNewTextChild(parent, ns, ToXmlChar(name), ToXmlChar(*text));
+}
+
+std::string FormatUtc(system_clock::time_point t, const char* format) {
+  const std::time_t tt = system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[64];
+  if (std::strftime(buf, sizeof(buf), format, &tm) == 0) {
+    return "";
+  }
+  return buf;
+}
+
+StatusOr<system_clock::time_point> ParseXsDateTime(const std::string& s, std::string_view what,
+                                                   XsTimeZone zone) {
+  const std::string name(what);
+  int y = 0, mo = 0, d = 0, h = 0, mi = 0, se = 0, consumed = 0;
+  if (std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &se, &consumed) !=
+          6 ||
+      consumed != 19) {
+    return Status::Invalid(name + " is not an xs:dateTime");
+  }
+  std::size_t i = 19;
+  std::chrono::milliseconds fraction{0};
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    int digits = 0;
+    long long ms = 0;  // NOLINT(google-runtime-int)
+    for (; i < s.size() && s[i] >= '0' && s[i] <= '9'; ++i, ++digits) {
+      if (digits < 3) {
+        ms = ms * 10 + (s[i] - '0');
+      }
+    }
+    if (digits == 0) {
+      return Status::Invalid(name + " is not an xs:dateTime");
+    }
+    for (int k = digits; k < 3; ++k) {
+      ms *= 10;
+    }
+    fraction = std::chrono::milliseconds(ms);
+  }
+  std::chrono::minutes offset{0};
+  if (zone == XsTimeZone::kUtcOnly) {
+    if (i + 1 != s.size() || s[i] != 'Z') {
+      return Status::Invalid(name + " must be in UTC (end with Z, WSS 1.0 §10)");
+    }
+  } else if (i < s.size() && s[i] == 'Z' && i + 1 == s.size()) {
+  } else if (i + 6 == s.size() && (s[i] == '+' || s[i] == '-') && s[i + 3] == ':') {
+    int oh = 0, om = 0;
+    if (std::sscanf(s.c_str() + i + 1, "%2d:%2d", &oh, &om) != 2) {
+      return Status::Invalid(name + " has a malformed time zone");
+    }
+    offset = std::chrono::minutes(oh * 60 + om) * (s[i] == '-' ? -1 : 1);
+  } else {
+    return Status::Invalid(name + " must carry a time zone (Z or ±hh:mm)");
+  }
+  using namespace std::chrono;  // NOLINT(google-build-using-namespace)
+  const year_month_day ymd{year{y}, month{static_cast<unsigned>(mo)},
+                           day{static_cast<unsigned>(d)}};
+  if (!ymd.ok() || h > 23 || mi > 59 || se > 60) {
+    return Status::Invalid(name + " is not a valid date and time");
+  }
+  return system_clock::time_point(sys_days{ymd} + hours{h} + minutes{mi} + seconds{se} + fraction -
+                                  offset);
 }
 
 }  // namespace psl::codecs

@@ -3,6 +3,7 @@
 #include <libxml/parser.h>
 #include <xmlsec/crypto.h>
 #include <xmlsec/errors.h>
+#include <xmlsec/openssl/evp.h>
 #include <xmlsec/parser.h>
 #include <xmlsec/xmlsec.h>
 #include <zlib.h>
@@ -268,6 +269,52 @@ void XmlSecErrorCollector::Append(const std::string& error) {
     text_ += "; ";
   }
   text_ += error;
+}
+
+const char* DSigStatusName(xmlSecDSigStatus s) {
+  switch (s) {
+    case xmlSecDSigStatusSucceeded:
+      return "succeeded";
+    case xmlSecDSigStatusInvalid:
+      return "invalid";
+    default:
+      return "unknown";
+  }
+}
+
+xmlSecKeyPtr MakeXmlSecKey(EVP_PKEY* pkey) {
+  EVP_PKEY_up_ref(pkey);
+  xmlSecKeyDataPtr data = xmlSecOpenSSLEvpKeyAdopt(pkey);
+  if (data == nullptr) {
+    EVP_PKEY_free(pkey);
+    return nullptr;
+  }
+  xmlSecKeyPtr key = xmlSecKeyCreate();
+  if (key == nullptr || xmlSecKeySetValue(key, data) < 0) {
+    xmlSecKeyDataDestroy(data);
+    if (key != nullptr) {
+      xmlSecKeyDestroy(key);
+    }
+    return nullptr;
+  }
+  return key;
+}
+
+Status SignTemplate(xmlNode* signature, EVP_PKEY* key) {
+  XmlSecDSigCtxPtr dsig(xmlSecDSigCtxCreate(nullptr));
+  if (dsig == nullptr) {
+    return Status::Internal("xmlSecDSigCtxCreate failed");
+  }
+  dsig->enabledReferenceUris = xmlSecTransformUriTypeSameDocument;
+  dsig->signKey = MakeXmlSecKey(key);
+  if (dsig->signKey == nullptr) {
+    return Status::Internal("xmlsec does not accept the signing key");
+  }
+  XmlSecErrorCollector errors;
+  if (xmlSecDSigCtxSign(dsig.get(), signature) < 0 || dsig->status != xmlSecDSigStatusSucceeded) {
+    return Status::Internal("xmlsec signing failed: " + errors.Text());
+  }
+  return Status::Ok();
 }
 
 }  // namespace psl::codecs

@@ -1,6 +1,7 @@
-// Data-driven conformance test over conformance/mhm (see conformance/README.md): one test per
-// corpus file, the folder naming the expected outcome. The corpus is written by
-// generate_mhm_corpus.py; every document is dated 2025-01-02, hence the fixed clock.
+// Data-driven conformance test over conformance/mhm and conformance/efact (see
+// conformance/README.md): one test per corpus file, the folder naming the expected outcome. The
+// corpora are written by generate_mhm_corpus.py and generate_efact_corpus.py; every document is
+// dated 2025-01-02, hence the fixed clock.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -30,6 +31,10 @@ fs::path CorpusRoot() {
   return fs::path(PSL_SOURCE_DIR) / "conformance" / "mhm";
 }
 
+fs::path EfactCorpusRoot() {
+  return fs::path(PSL_SOURCE_DIR) / "conformance" / "efact";
+}
+
 struct CorpusFile {
   fs::path path;
   std::string outcome;  // "valid", "invalid" or "multi"
@@ -43,9 +48,10 @@ void PrintTo(const CorpusFile& file, std::ostream* os) {
 }
 
 // Sorted, so that test names and order are stable.
-std::vector<CorpusFile> ListCorpus(const std::string& outcome) {
+std::vector<CorpusFile> ListCorpus(const std::string& outcome,
+                                   const fs::path& root = CorpusRoot()) {
   std::vector<CorpusFile> files;
-  const fs::path dir = CorpusRoot() / outcome;
+  const fs::path dir = root / outcome;
   std::error_code ec;
   if (!fs::is_directory(dir, ec))
     return files;
@@ -123,6 +129,8 @@ const Shared& GetShared() {
     s->clock.SetUtc(2025, 1, 2, 10, 0);
     s->validator = std::make_unique<MessageValidator>(*s->schemas, s->clock);
     s->sensitive_values = ReadLines(CorpusRoot() / "sensitive_values.txt");
+    for (std::string& value : ReadLines(EfactCorpusRoot() / "sensitive_values.txt"))
+      s->sensitive_values.push_back(std::move(value));
     return s;
   }();
   return *shared;
@@ -244,6 +252,42 @@ TEST(MhmCorpusTest, InvalidFoldersNameKnownCodes) {
       continue;
     EXPECT_NE(table.find("\"code\":\"" + f.code + "\""), std::string::npos)
         << f.path << ": " << f.code << " is not an MHM error code";
+  }
+}
+
+// eFact (genasync post carrying a 920000 file): same rules, its own corpus.
+class EfactValidCorpusTest : public CorpusTest {};
+
+TEST_P(EfactValidCorpusTest, ValidatesAsAnInvoicingPost) {
+  const ValidationReport report = ValidateParam();
+  EXPECT_TRUE(report.valid()) << Describe(report);
+  // ECM-HCPFAC (urgent medical aid) files are named ecm_*.
+  EXPECT_EQ(report.kind, GetParam().name.starts_with("ecm_") ? "amu" : "claim") << Describe(report);
+  EXPECT_EQ(report.flow, "efact");
+  EXPECT_EQ(report.operation, "post");
+  ExpectNoPatientValue(report);
+}
+
+INSTANTIATE_TEST_SUITE_P(Efact, EfactValidCorpusTest,
+                         ::testing::ValuesIn(ListCorpus("valid", EfactCorpusRoot())), TestName);
+INSTANTIATE_TEST_SUITE_P(Efact, InvalidCorpusTest,
+                         ::testing::ValuesIn(ListCorpus("invalid", EfactCorpusRoot())), TestName);
+
+TEST(EfactCorpusTest, HoldsEnoughCases) {
+  EXPECT_GE(ListCorpus("valid", EfactCorpusRoot()).size(), 5u);
+  EXPECT_GE(ListCorpus("invalid", EfactCorpusRoot()).size(), 15u);
+  EXPECT_FALSE(ReadLines(EfactCorpusRoot() / "sensitive_values.txt").empty());
+}
+
+// A folder under efact/invalid/ is a 6-digit eFact code (errors/EfactErrors.json) or PSL-*.
+TEST(EfactCorpusTest, InvalidFoldersNameKnownCodes) {
+  const std::string table = ReadFile(fs::path(PSL_SHARED_DIR) / "errors" / "EfactErrors.json");
+  ASSERT_FALSE(table.empty());
+  for (const CorpusFile& f : ListCorpus("invalid", EfactCorpusRoot())) {
+    if (f.code.starts_with("PSL-"))
+      continue;
+    EXPECT_NE(table.find("\"code\":\"" + f.code + "\""), std::string::npos)
+        << f.path << ": " << f.code << " is not an eFact error code";
   }
 }
 

@@ -1,7 +1,6 @@
 #include "gateway/api.h"
 
 #include <libxml/tree.h>
-#include <openssl/rand.h>
 
 #include <algorithm>
 #include <cctype>
@@ -13,6 +12,7 @@
 #include <string_view>
 #include <utility>
 
+#include "base/random.h"
 #include "base/status_http.h"
 #include "codecs/mhm_codec.h"
 #include "codecs/mhm_rules.h"
@@ -127,6 +127,24 @@ HttpResponse ProblemResponse(const Status& status, const Json* errors = nullptr)
   }
   r.body = Dump(body);
   return r;
+}
+
+// A paged read that failed: a foreign cursor is the client's error (400), a store that cannot be
+// read now is 503, anything else 500; *error gets the internal detail for the log.
+HttpResponse PageReadFailure(const Status& status, const std::string& what, std::string* error) {
+  if (status.code() == StatusCode::kMalformed) {
+    return ProblemResponse(Status::Malformed("the cursor is not valid for this " + what));
+  }
+  *error = status.ToString();
+  return ProblemResponse(status.code() == StatusCode::kUnavailable ? status
+                                                                   : Status::Internal(*error));
+}
+
+// A page of `key` items with the cursor of the next page (null on the last page).
+HttpResponse PageResponse(const char* key, Json items, const std::string& next_cursor) {
+  return JsonResponse(
+      200, Json{{key, std::move(items)},
+                {"next_cursor", next_cursor.empty() ? Json(nullptr) : Json(next_cursor)}});
 }
 
 HttpResponse MethodNotAllowed(const char* allow) {
@@ -257,20 +275,9 @@ std::optional<std::int64_t> ParseTime(std::string_view s) {
 // ---- ids and documents ----
 
 StatusOr<std::string> NewMessageId() {
-  unsigned char b[16];
-  if (RAND_bytes(b, sizeof(b)) != 1) {
-    return Status::Internal("RAND_bytes failed: " + DrainOpenSslErrors());
-  }
-  b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x40);  // version 4
-  b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);  // RFC 4122 variant
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string id;
-  for (int i = 0; i < 16; ++i) {
-    if (i == 4 || i == 6 || i == 8 || i == 10) {
-      id += '-';
-    }
-    id += kHex[b[i] >> 4];
-    id += kHex[b[i] & 0xf];
+  std::string id = RandomUuid();
+  if (id.empty()) {
+    return Status::Internal("the random generator failed: " + DrainOpenSslErrors());
   }
   return id;
 }
@@ -455,6 +462,9 @@ const Config& ConfigOf(const ApiDeps& deps) {
 struct Api::Context {
   std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
   std::string kind = "other";  // metrics label
+  // The matched route's template ("/v1/messages/{id}"), logged instead of the raw path: a
+  // mistyped URL could carry a NISS.
+  std::string route = "(unmatched)";
   std::string practice;
   std::string actor;
   std::string message_id;
@@ -511,6 +521,9 @@ HttpResponse Api::HandleOps(const HttpRequest& request) {
   Context ctx;
   ctx.kind = "ops";
   const std::string_view path = request.Path();
+  if (path == "/healthz" || path == "/readyz" || path == "/metrics") {
+    ctx.route = std::string(path);
+  }
   HttpResponse response;
   if (path != "/healthz" && path != "/readyz" && path != "/metrics") {
     response = ProblemResponse(Status::NotFound("no such ops endpoint"));
@@ -554,7 +567,7 @@ void Api::Finish(const HttpRequest& request, const HttpResponse& response, Conte
   fields.actor = ctx.actor;
   fields.kind = ctx.kind;
   fields.method = request.method;
-  fields.path = std::string(request.Path());  // never the query: it may hold a NISS
+  fields.path = ctx.route;  // never the raw path or query: either may hold a NISS
   fields.insurer = ctx.insurer;
   fields.code = ctx.code;
   fields.error = ctx.error;
@@ -577,6 +590,10 @@ HttpResponse Api::Dispatch(const HttpRequest& request, Context& ctx) {
         return false;
       }
       ++i;
+    }
+    ctx.route.clear();
+    for (std::string_view p : parts) {
+      ctx.route += "/" + std::string(p == "*" ? "{id}" : p);
     }
     return true;
   };
@@ -1054,22 +1071,13 @@ HttpResponse Api::ListMessages(const HttpRequest& request, Context& ctx) {
   page.after = request.Query("cursor").value_or("");
   StatusOr<store::MessagePage> listed = deps_.queue->List(principal->practice_nihii, filter, page);
   if (!listed.ok()) {
-    if (listed.status().code() == StatusCode::kMalformed) {
-      return ProblemResponse(Status::Malformed("the cursor is not valid for this listing"));
-    }
-    ctx.error = listed.status().ToString();
-    return ProblemResponse(listed.status().code() == StatusCode::kUnavailable
-                               ? listed.status()
-                               : Status::Internal(ctx.error));
+    return PageReadFailure(listed.status(), "listing", &ctx.error);
   }
   Json messages = Json::array();
   for (const store::MessageRecord& r : listed->records) {
     messages.push_back(MessageJson(r));
   }
-  return JsonResponse(
-      200, Json{{"messages", messages},
-                {"next_cursor",
-                 listed->next_cursor.empty() ? Json(nullptr) : Json(listed->next_cursor)}});
+  return PageResponse("messages", std::move(messages), listed->next_cursor);
 }
 
 HttpResponse Api::ListDeadLetters(const HttpRequest& request, Context& ctx) {
@@ -1086,13 +1094,7 @@ HttpResponse Api::ListDeadLetters(const HttpRequest& request, Context& ctx) {
   page.after = request.Query("cursor").value_or("");
   StatusOr<store::DeadLetterPage> letters = deps_.queue->DeadLetters(page);
   if (!letters.ok()) {
-    if (letters.status().code() == StatusCode::kMalformed) {
-      return ProblemResponse(Status::Malformed("the cursor is not valid for this listing"));
-    }
-    ctx.error = letters.status().ToString();
-    return ProblemResponse(letters.status().code() == StatusCode::kUnavailable
-                               ? letters.status()
-                               : Status::Internal(ctx.error));
+    return PageReadFailure(letters.status(), "listing", &ctx.error);
   }
   Json items = Json::array();
   for (const store::DeadLetter& d : letters->letters) {
@@ -1101,10 +1103,7 @@ HttpResponse Api::ListDeadLetters(const HttpRequest& request, Context& ctx) {
                          {"reason", d.reason},
                          {"time", TimeOrNull(d.time_ms)}});
   }
-  return JsonResponse(
-      200, Json{{"dead_letters", items},
-                {"next_cursor",
-                 letters->next_cursor.empty() ? Json(nullptr) : Json(letters->next_cursor)}});
+  return PageResponse("dead_letters", std::move(items), letters->next_cursor);
 }
 
 HttpResponse Api::ReplayMessage(const HttpRequest& request, const std::string& id, Context& ctx) {
@@ -1217,22 +1216,13 @@ HttpResponse Api::QueryAudit(const HttpRequest& request, Context& ctx) {
   }
   StatusOr<store::AuditPage> result = deps_.audit->Query(query, page);
   if (!result.ok()) {
-    if (result.status().code() == StatusCode::kMalformed) {
-      return ProblemResponse(Status::Malformed("the cursor is not valid for this query"));
-    }
-    ctx.error = result.status().ToString();
-    return ProblemResponse(result.status().code() == StatusCode::kUnavailable
-                               ? result.status()
-                               : Status::Internal(ctx.error));
+    return PageReadFailure(result.status(), "query", &ctx.error);
   }
   Json events = Json::array();
   for (const store::AuditEvent& e : result->events) {
     events.push_back(AuditEventJson(e));
   }
-  return JsonResponse(
-      200, Json{{"events", events},
-                {"next_cursor",
-                 result->next_cursor.empty() ? Json(nullptr) : Json(result->next_cursor)}});
+  return PageResponse("events", std::move(events), result->next_cursor);
 }
 
 HttpResponse Api::VerifyAudit(const HttpRequest& request, Context& ctx) {

@@ -172,6 +172,7 @@ class ApiTest : public ::testing::Test {
     };
     deps.logger = logger_.get();
     deps.on_committed = [this](const std::string& insurer) {
+      std::lock_guard<std::mutex> lock(notified_mu_);  // called from concurrent intakes
       notified_.push_back(insurer);
     };
     api_ = std::make_unique<Api>(std::move(deps));

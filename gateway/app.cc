@@ -148,6 +148,8 @@ struct App::Parts {
   X509StorePtr practice_trust;                        // verifies practices' own signatures
   std::map<std::string, X509StorePtr> insurer_trust;  // verifies each insurer's answers
   std::string pseudonym_key;
+  // The TLS leaves whose expiry /metrics shows: the server's and each insurer client's.
+  std::vector<std::pair<std::string, X509Ptr>> tls_certificates;
   std::unique_ptr<store::RocksDbStore> store;
   std::unique_ptr<RoutingTable> routing;
   Metrics metrics;
@@ -185,11 +187,14 @@ struct App::Parts {
     } else if (!warning.empty()) {
       r.reasons.push_back("gateway key: " + warning);
     }
-    for (const auto& [nihii, identity] : practice_identities) {
-      if (Status s = certs::CheckUsable(identity, clock, window, &warning); !s.ok()) {
-        r.reasons.push_back("practice " + nihii + " key: " + s.message());
-      } else if (!warning.empty()) {
-        r.reasons.push_back("practice " + nihii + " key: " + warning);
+    // A practice's own key expiring concerns that practice only (its requests fail to sign and
+    // get their error; /metrics shows the expiry): it does not take the gateway out of service.
+    for (const auto& [name, cert] : tls_certificates) {
+      const std::chrono::seconds left = certs::SecondsToExpiry(cert.get(), clock);
+      if (left.count() <= 0) {
+        r.reasons.push_back(name + " certificate has expired");
+      } else if (left <= window) {
+        r.reasons.push_back(name + " certificate expires within the warning window");
       }
     }
     r.ready = r.reasons.empty();
@@ -221,6 +226,10 @@ struct App::Parts {
     expiry("gateway-signing", gateway_identity);
     for (const auto& [nihii, identity] : practice_identities) {
       expiry("practice-" + nihii, identity);
+    }
+    for (const auto& [name, cert] : tls_certificates) {
+      gateway_metrics.certificate_expiry_seconds->WithLabels({name})->Set(
+          static_cast<double>(certs::SecondsToExpiry(cert.get(), clock).count()));
     }
   }
 
@@ -299,6 +308,20 @@ StatusOr<std::unique_ptr<App>> App::Start(const std::filesystem::path& config_fi
     }
     p.insurer_trust.emplace(key, std::move(trust).value());
   }
+  auto leaf = [&p](const std::string& name, const std::filesystem::path& file) -> Status {
+    StatusOr<std::vector<X509Ptr>> certs = certs::ReadPemCertificates(file);
+    if (!certs.ok()) {
+      return Precondition(name, certs.status());
+    }
+    p.tls_certificates.emplace_back(name, std::move(certs->front()));
+    return Status::Ok();
+  };
+  PSL_RETURN_IF_ERROR(leaf("tls-server", c.server.tls_cert_file));
+  for (const auto& [key, insurer] : c.insurers) {
+    if (!insurer.client.cert_file.empty()) {
+      PSL_RETURN_IF_ERROR(leaf("insurer-" + key + "-client", insurer.client.cert_file));
+    }
+  }
   StatusOr<std::string> pseudonym_key = store::ReadPseudonymKeyFile(c.store.pseudonym_key_file);
   if (!pseudonym_key.ok()) {
     return Precondition("[store] pseudonym_key_file", pseudonym_key.status());
@@ -325,7 +348,12 @@ StatusOr<std::unique_ptr<App>> App::Start(const std::filesystem::path& config_fi
     return Precondition("[store] " + c.store.data_dir.string(), opened.status());
   }
   p.store = std::move(opened).value();
-  p.routing = std::make_unique<RoutingTable>(c);
+  store::RocksDbStore* member_registry = p.store.get();
+  p.routing = std::make_unique<RoutingTable>(
+      c, [member_registry](const std::string& pseudonym) -> std::optional<std::string> {
+        StatusOr<std::optional<std::string>> insurer = member_registry->MemberInsurer(pseudonym);
+        return insurer.ok() ? *insurer : std::nullopt;  // unreadable: as unknown (422)
+      });
 
   const std::size_t workers = c.server.worker_threads != 0
                                   ? c.server.worker_threads
@@ -356,14 +384,15 @@ StatusOr<std::unique_ptr<App>> App::Start(const std::filesystem::path& config_fi
   };
   GatewayMetrics* gm = &p.gateway_metrics;
   Logger* logger = p.logger.get();
-  AttemptObserver observer = [gm, logger](const std::string& insurer, std::string_view outcome) {
+  AttemptObserver observer = [gm, logger](const std::string& insurer, const std::string& message_id,
+                                          std::string_view outcome) {
     if (outcome == "breaker-open") {
       return;  // shown by the breaker gauge, not as attempts
     }
     gm->delivery_attempts_total->WithLabels({insurer, std::string(outcome)})->Inc();
     if (outcome == "dead") {
       gm->dead_letters_total->WithLabels({insurer})->Inc();
-      logger->Warn("delivery dead-lettered", {.insurer = insurer});
+      logger->Warn("delivery dead-lettered", {.message_id = message_id, .insurer = insurer});
     }
   };
   p.delivery = std::make_unique<Delivery>(c, p.store.get(), &p.clock, &p.gateway_identity,
@@ -398,6 +427,7 @@ StatusOr<std::unique_ptr<App>> App::Start(const std::filesystem::path& config_fi
   server.address = c.server.listen_address;
   server.port = c.server.port;
   server.cert_chain_file = c.server.tls_cert_file;
+  server.chain_file = c.server.tls_chain_file;
   server.key_file = c.server.tls_key_file;
   server.client_ca_file = c.server.client_ca_file;
   server.client_certificates = ClientCertificateMode::kOptional;  // bearer tokens need none
@@ -453,12 +483,17 @@ void App::Shutdown() {
   p.shut_down = true;
   p.logger->Info("shutting down: draining");
   p.draining = true;  // /readyz says not ready from here on
+  // Order matters for "202 only after the commit, and every commit gets its 202": stop taking
+  // connections, then let the pool finish every request it holds (their answers go back over
+  // connections that are still open), and only then close the connections.
   if (p.server) {
     p.server->StopAccepting();
-    p.server->Stop();  // requests in flight are answered first
   }
   if (p.pool) {
     p.pool->Stop();
+  }
+  if (p.server) {
+    p.server->Stop();
   }
   if (p.delivery) {
     p.delivery->Stop();  // each worker finishes its attempt; unfinished leases expire

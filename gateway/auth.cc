@@ -1,11 +1,12 @@
 #include "gateway/auth.h"
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 
 #include <algorithm>
 #include <cctype>
 #include <utility>
+
+#include "base/digest.h"
 
 namespace psl::gateway {
 namespace {
@@ -91,19 +92,7 @@ std::string Principal::Actor() const {
 }
 
 std::string Sha256Hex(std::string_view bytes) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  if (EVP_Digest(bytes.data(), bytes.size(), digest, &length, EVP_sha256(), nullptr) != 1) {
-    return "";
-  }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(static_cast<std::size_t>(length) * 2);
-  for (unsigned int i = 0; i < length; ++i) {
-    out += kHex[digest[i] >> 4];
-    out += kHex[digest[i] & 0xf];
-  }
-  return out;
+  return psl::Sha256Hex(bytes);
 }
 
 bool ConstantTimeEquals(std::string_view a, std::string_view b) {

@@ -1,5 +1,6 @@
 #include "gateway/cli.h"
 
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <cstdint>
@@ -679,8 +680,18 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
     return KeysCheck(keys_config, out, err);
   if (dead_list->parsed())
     return AdminCall(admin, "GET", "/v1/admin/dead-letters", out, err);
-  if (dead_replay->parsed())
+  if (dead_replay->parsed()) {
+    const bool plausible = !admin.id.empty() && admin.id.size() <= 64 &&
+                           std::all_of(admin.id.begin(), admin.id.end(), [](char c) {
+                             return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+                                    (c >= 'A' && c <= 'Z') || c == '-' || c == '_' || c == '.';
+                           });
+    if (!plausible) {
+      err << "passerelle: ID must be a message id (letters, digits, '-', '_', '.')\n";
+      return kExitEnvironment;
+    }
     return AdminCall(admin, "POST", "/v1/admin/messages/" + admin.id + "/replay", out, err);
+  }
   return kExitEnvironment;
 }
 

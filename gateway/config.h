@@ -118,7 +118,7 @@ struct InsurerConfig {
 };
 
 struct RoutingConfig {
-  std::string hub;  // an [insurers.*] key receiving every message; "" = route per insurer
+  std::string hub;  // the [insurers.*] key receiving what no insurer route resolves; "" = none
   bool mutuality_to_union = true;  // a mutuality without its own table uses its union (x00)
   bool member_registry = true;     // ask the member registry when the message names no insurer
 };

@@ -36,8 +36,42 @@ std::optional<std::string> SoapActionFor(std::string_view flow_kind, std::string
   return std::nullopt;
 }
 
+// 408 (the insurer timed the request out), 429 and 5xx may pass; other statuses will not.
 bool IsRetryableStatus(int status) {
-  return status == 429 || status >= 500;
+  return status == 408 || status == 429 || status >= 500;
+}
+
+// Text that came from the insurer or the network (a faultstring, a transport detail) before it is
+// stored as a reason and shown to the practice and ops: foreign text may quote a patient's NISS or
+// name, so runs of 6 or more digits are masked, control characters dropped and the length capped.
+std::string Sanitise(std::string_view foreign) {
+  constexpr std::size_t kMaxLength = 200;
+  std::string out;
+  std::size_t i = 0;
+  while (i < foreign.size() && out.size() < kMaxLength) {
+    std::size_t j = i;
+    while (j < foreign.size() && foreign[j] >= '0' && foreign[j] <= '9') {
+      ++j;
+    }
+    if (j - i >= 6) {
+      out += "[number]";
+      i = j;
+      continue;
+    }
+    if (j > i) {
+      out.append(foreign.substr(i, j - i));
+      i = j;
+      continue;
+    }
+    const unsigned char c = static_cast<unsigned char>(foreign[i++]);
+    if (c >= 0x20 && c != 0x7f) {
+      out.push_back(static_cast<char>(c));
+    }
+  }
+  if (i < foreign.size()) {
+    out += "...";
+  }
+  return out;
 }
 
 }  // namespace
@@ -48,35 +82,42 @@ HttpsSender::HttpsSender(const Config& config) : config_(config) {}
 
 HttpsResult HttpsSender::Send(const std::string& insurer, const HttpsUrl& url,
                               const HttpHeaders& headers, std::string_view body) {
+  const auto key = std::make_pair(insurer, std::this_thread::get_id());
   HttpsClient* client = nullptr;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    auto key = std::make_pair(insurer, std::this_thread::get_id());
     auto it = clients_.find(key);
-    if (it == clients_.end()) {
-      auto config = config_.insurers.find(insurer);
-      if (config == config_.insurers.end()) {
-        HttpsResult result;
-        result.error = TransportError::kConnect;
-        result.error_detail = "no configuration for insurer " + insurer;
-        return result;
-      }
-      HttpsClientOptions options;
-      options.ca_file = config->second.ca_file;
-      options.client_cert_file = config->second.client.cert_file;
-      options.client_key_file = config->second.client.key_file;
-      options.connect_timeout = config->second.connect_timeout;
-      options.request_timeout = config->second.request_timeout;
-      StatusOr<std::unique_ptr<HttpsClient>> created = HttpsClient::Create(options);
-      if (!created.ok()) {
-        HttpsResult result;
-        result.error = TransportError::kTls;
-        result.error_detail = created.status().message();
-        return result;
-      }
-      it = clients_.emplace(key, std::move(created).value()).first;
+    if (it != clients_.end()) {
+      client = it->second.get();
     }
-    client = it->second.get();
+  }
+  if (client == nullptr) {
+    // Built outside the lock (it reads key files): other lanes keep sending meanwhile. Only this
+    // thread creates the client for this key, so there is no race to insert it.
+    auto config = config_.insurers.find(insurer);
+    if (config == config_.insurers.end()) {
+      HttpsResult result;
+      result.error = TransportError::kConnect;
+      result.error_detail = "no configuration for insurer " + insurer;
+      return result;
+    }
+    HttpsClientOptions options;
+    options.ca_file = config->second.ca_file;
+    options.client_cert_file = config->second.client.cert_file;
+    options.client_key_file = config->second.client.key_file;
+    options.client_chain_file = config->second.client.chain_file;
+    options.client_key_password_file = config->second.client.password_file;
+    options.connect_timeout = config->second.connect_timeout;
+    options.request_timeout = config->second.request_timeout;
+    StatusOr<std::unique_ptr<HttpsClient>> created = HttpsClient::Create(options);
+    if (!created.ok()) {
+      HttpsResult result;
+      result.error = TransportError::kTls;
+      result.error_detail = created.status().message();
+      return result;
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    client = clients_.emplace(key, std::move(created).value()).first->second.get();
   }
   // Only this thread ever uses this client.
   return client->Send(url, "POST", headers, body);
@@ -287,12 +328,15 @@ bool Delivery::RunOnce(Lane* lane, std::mt19937_64& rng) {
   bool probe = false;
   if (!MayLease(lane, &probe)) {
     if (observer_) {
-      observer_(lane->insurer, "breaker-open");
+      observer_(lane->insurer, "", "breaker-open");
     }
     return false;
   }
+  // Longer than one Send can take: resolve and connect+TLS (each up to connect_timeout) and the
+  // request, twice when a kept-alive connection turns out dead; so no other worker leases the
+  // entry while this one may still be sending it.
   const milliseconds lease_for =
-      lane->config->connect_timeout + lane->config->request_timeout + milliseconds(5'000);
+      2 * (2 * lane->config->connect_timeout + lane->config->request_timeout) + milliseconds(5'000);
   StatusOr<std::optional<store::Lease>> lease =
       queue_->LeaseNext(lane->insurer, clock_->Now(), lease_for);
   if (!lease.ok() || !lease->has_value()) {
@@ -338,7 +382,7 @@ Delivery::Outcome Delivery::Deliver(Lane* lane, const store::Lease& lease, std::
       }
     }
     if (observer_) {
-      observer_(lane->insurer, name);
+      observer_(lane->insurer, lease.message_id, name);
     }
     return outcome;
   };
@@ -359,7 +403,14 @@ Delivery::Outcome Delivery::Deliver(Lane* lane, const store::Lease& lease, std::
           (too_old ? "too old to retry; last error: " : "attempts exhausted; last error: ") +
           reason);
     }
-    Status s = queue_->Nack(lease, now + Backoff(retry, lease.attempt, retry_after, rng), reason);
+    // An insurer's Retry-After is honoured up to the policy's cap: one header must not park a
+    // message for longer than the gateway would back off by itself.
+    const milliseconds delay = Backoff(retry, lease.attempt, std::min(retry_after, retry.cap), rng);
+    if (record.ok() && retry.max_age.count() > 0 &&
+        now + delay - store::FromEpochMs(record->accepted_ms) > retry.max_age) {
+      return dead("too old to retry; last error: " + reason);
+    }
+    Status s = queue_->Nack(lease, now + delay, reason);
     (void)s;  // as above
     return count(Outcome::kRetry, "retry");
   };
@@ -398,9 +449,9 @@ Delivery::Outcome Delivery::Deliver(Lane* lane, const store::Lease& lease, std::
   };
   const HttpsResult result = sender_->Send(lane->insurer, *url, headers, *envelope);
   if (result.error != TransportError::kNone) {
-    return retry_later(
-        std::string("transport: ") + TransportErrorName(result.error) + ": " + result.error_detail,
-        milliseconds(0));
+    return retry_later(std::string("transport: ") + TransportErrorName(result.error) + ": " +
+                           Sanitise(result.error_detail),
+                       milliseconds(0));
   }
   const HttpResponse& response = result.response;
   const std::string status_text = "HTTP " + std::to_string(response.status);
@@ -408,8 +459,8 @@ Delivery::Outcome Delivery::Deliver(Lane* lane, const store::Lease& lease, std::
   // SOAP 1.1 carries faults with HTTP 500: Client faults are final, Server faults may pass.
   StatusOr<codecs::SoapResponse> soap = codecs::ParseSoapResponse(response.body);
   if (soap.ok() && soap->fault) {
-    const std::string reason =
-        status_text + " SOAP fault " + soap->fault->code + ": " + soap->fault->message;
+    const std::string reason = status_text + " SOAP fault " + Sanitise(soap->fault->code) + ": " +
+                               Sanitise(soap->fault->message);
     if (soap->fault->code.rfind("Client", 0) == 0) {
       return dead("insurer refused the request: " + reason);
     }
@@ -430,7 +481,7 @@ Delivery::Outcome Delivery::Deliver(Lane* lane, const store::Lease& lease, std::
   }
   StatusOr<ParsedAnswer> parsed = parser_(lease, soap->body_xml);
   if (!parsed.ok()) {
-    return dead("insurer answer refused: " + parsed.status().message());
+    return dead("insurer answer refused: " + Sanitise(parsed.status().message()));
   }
   store::NewAnswer answer;
   answer.document = soap->body_xml;

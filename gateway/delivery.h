@@ -86,7 +86,9 @@ struct DeliveryOptions {
 
 // Told of every attempt's outcome ("answered", "retry", "dead", "breaker-open"); the app turns it
 // into metrics. Called from worker threads.
-using AttemptObserver = std::function<void(const std::string& insurer, std::string_view outcome)>;
+// `message_id` is "" for "breaker-open".
+using AttemptObserver = std::function<void(
+    const std::string& insurer, const std::string& message_id, std::string_view outcome)>;
 
 // Outcome counters.
 struct DeliveryStats {

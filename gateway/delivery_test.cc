@@ -123,7 +123,7 @@ class DeliveryTest : public ::testing::Test {
           }
           return a;
         },
-        [this](const std::string& insurer, std::string_view outcome) {
+        [this](const std::string& insurer, const std::string&, std::string_view outcome) {
           std::lock_guard<std::mutex> lock(outcomes_mu_);
           outcomes_.push_back(insurer + ":" + std::string(outcome));
           outcomes_cv_.notify_all();
@@ -233,13 +233,44 @@ TEST_F(DeliveryTest, ServerErrorsAreRetriedWithBackoffUntilAnswered) {
 
 TEST_F(DeliveryTest, RetryAfterIsHonoured) {
   Commit("m1");
-  sender_.script.push_back(Http(429, "slow down", {{"retry-after", "120"}}));
+  sender_.script.push_back(Http(429, "slow down", {{"retry-after", "45"}}));
   ASSERT_TRUE(delivery_->RunOnce("100"));
   store::MessageRecord r = Record("m1");
   EXPECT_EQ(r.state, store::MessageState::kRetrying);
-  EXPECT_GE(r.next_attempt_ms, store::ToEpochMs(clock_.Now()) + 120'000);
-  Advance(seconds(60));
+  EXPECT_GE(r.next_attempt_ms, store::ToEpochMs(clock_.Now()) + 45'000);
+  Advance(seconds(30));
   EXPECT_FALSE(delivery_->RunOnce("100"));  // not due yet
+}
+
+TEST_F(DeliveryTest, RetryAfterIsCappedByThePolicy) {
+  Commit("m1");
+  sender_.script.push_back(Http(503, "down", {{"retry-after", "999999"}}));  // ~11 days
+  ASSERT_TRUE(delivery_->RunOnce("100"));
+  store::MessageRecord r = Record("m1");
+  EXPECT_EQ(r.state, store::MessageState::kRetrying);
+  EXPECT_LE(r.next_attempt_ms, store::ToEpochMs(clock_.Now()) + 60'000);  // cap 60 s
+}
+
+TEST_F(DeliveryTest, ARequestTimeoutFromTheInsurerIsRetried) {
+  Commit("m1");
+  sender_.script.push_back(Http(408, ""));
+  ASSERT_TRUE(delivery_->RunOnce("100"));
+  EXPECT_EQ(Record("m1").state, store::MessageState::kRetrying);
+}
+
+TEST_F(DeliveryTest, ForeignTextIsSanitisedBeforeItIsStoredAsAReason) {
+  Commit("m1");
+  codecs::SoapFault fault;
+  fault.code = "Client";
+  fault.message = "patient 85010100147 unknown at mutuality";
+  StatusOr<std::string> env = codecs::BuildSoapFault(fault);
+  ASSERT_TRUE(env.ok());
+  sender_.script.push_back(Http(500, *env));
+  ASSERT_TRUE(delivery_->RunOnce("100"));
+  const std::string reason = store_.DeadLetters({})->letters.at(0).reason;
+  EXPECT_THAT(reason, HasSubstr("patient [number] unknown"));
+  EXPECT_EQ(reason.find("85010100147"), std::string::npos);
+  EXPECT_EQ(Record("m1").last_error.find("85010100147"), std::string::npos);
 }
 
 TEST_F(DeliveryTest, TransportFailuresAreRetriedAndExhaustedAttemptsGoToDeadLetters) {

@@ -1,6 +1,9 @@
 #include "gateway/http_types.h"
 
+#include <algorithm>
 #include <cstddef>
+
+#include "base/digest.h"
 
 namespace psl::gateway {
 namespace {
@@ -30,19 +33,6 @@ std::optional<std::string_view> FindHeader(const HttpHeaders& headers, std::stri
   return std::nullopt;
 }
 
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') {
-    return c - '0';
-  }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
-  }
-  if (c >= 'A' && c <= 'F') {
-    return c - 'A' + 10;
-  }
-  return -1;
-}
-
 // RFC 3986 percent-decoding. '+' stays '+' (we do not apply form encoding: timestamps such as
 // "2026-01-01T10:00:00+01:00" keep their sign). A '%' not followed by two hex digits is kept
 // literally, so the caller's own validation reports the odd value.
@@ -51,8 +41,8 @@ std::string PercentDecode(std::string_view in) {
   out.reserve(in.size());
   for (std::size_t i = 0; i < in.size(); ++i) {
     if (in[i] == '%' && i + 2 < in.size()) {
-      const int hi = HexValue(in[i + 1]);
-      const int lo = HexValue(in[i + 2]);
+      const int hi = HexDigitValue(in[i + 1]);
+      const int lo = HexDigitValue(in[i + 2]);
       if (hi >= 0 && lo >= 0) {
         out.push_back(static_cast<char>(hi * 16 + lo));
         i += 2;
@@ -106,6 +96,25 @@ std::optional<std::string> HttpRequest::Query(std::string_view name) const {
 
 std::optional<std::string_view> HttpResponse::Header(std::string_view name) const {
   return FindHeader(headers, name);
+}
+
+bool IsHttpToken(std::string_view s) {
+  constexpr std::string_view kSymbols = "!#$%&'*+-.^_`|~";
+  return !s.empty() && std::all_of(s.begin(), s.end(), [&](char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           kSymbols.find(c) != std::string_view::npos;
+  });
+}
+
+bool IsSafeHeaderField(std::string_view name, std::string_view value) {
+  return IsHttpToken(name) &&
+         value.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
+}
+
+std::string AsciiLower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(), LowerAscii);
+  return out;
 }
 
 }  // namespace psl::gateway

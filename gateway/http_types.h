@@ -41,11 +41,20 @@ struct HttpResponse {
   int status = 200;
   HttpHeaders headers;  // Content-Length and Connection are set by the server
   std::string body;
-  // Fault injection (insurer simulator): close the connection without writing any response.
+  // Fault injection (insurer simulator): write nothing and reset the connection (TCP RST, no
+  // TLS close_notify); status, headers and body are ignored. HttpsClient reports kReset.
   bool close_without_response = false;
 
   std::optional<std::string_view> Header(std::string_view name) const;
 };
+
+// RFC 9110 grammar shared by the server (handler responses) and the client (callers' requests).
+// A token: a method or a header name (non-empty; letters, digits, !#$%&'*+-.^_`|~).
+bool IsHttpToken(std::string_view s);
+// A header that cannot split a message: a token name and a value without CR, LF or NUL.
+bool IsSafeHeaderField(std::string_view name, std::string_view value);
+// `s` with ASCII A-Z lowered (header names, hosts); other bytes unchanged.
+std::string AsciiLower(std::string_view s);
 
 }  // namespace psl::gateway
 

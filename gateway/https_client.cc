@@ -1,13 +1,6 @@
 // HttpsClient over Boost 1.74 Asio + Beast: each Send runs coroutines on the client's private
 // io_context and waits in io_context::run(); the timeouts are beast::tcp_stream deadlines.
 
-// Asio 1.74 detects C++20 coroutines on clang only through <experimental/coroutine>, which
-// libstdc++ lacks; its standard <coroutine> works (clang sanitizer builds, clang-tidy).
-#if defined(__clang__) && !defined(BOOST_ASIO_HAS_CO_AWAIT)
-#define BOOST_ASIO_HAS_CO_AWAIT 1
-#define BOOST_ASIO_HAS_STD_COROUTINE 1
-#endif
-
 #include "gateway/https_client.h"
 
 #include <openssl/ssl.h>
@@ -17,73 +10,25 @@
 #include <exception>
 #include <optional>
 #include <string>
-#include <utility>  // before Asio: Boost 1.74 awaitable.hpp uses std::exchange (g++ 12)
+#include <utility>
 
-#include <boost/asio/awaitable.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/redirect_error.hpp>
-#include <boost/asio/ssl.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-#include <boost/beast/ssl.hpp>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 
 #include "base/crypto_handles.h"
+#include "gateway/asio_base.h"
 
 namespace psl::gateway {
 namespace {
 
-namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
-namespace ssl = asio::ssl;
-using tcp = asio::ip::tcp;
-using boost::system::error_code;
-using Stream = beast::ssl_stream<beast::tcp_stream>;
-
 constexpr char kUserAgent[] = "Passerelle";  // never a version
-constexpr char kTls12Ciphers[] =
-    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
-    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
-    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
-constexpr char kTls13Suites[] =
-    "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
 constexpr std::uint32_t kMaxResponseHeaderBytes = 64 << 10;
-
-bool IsTokenChar(char c) {
-  if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) {
-    return true;
-  }
-  return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-}
-
-bool IsToken(std::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), IsTokenChar);
-}
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; });
-  return out;
-}
 
 HttpsResult Failure(TransportError error, std::string detail) {
   HttpsResult r;
   r.error = error;
   r.error_detail = std::move(detail);
   return r;
-}
-
-const boost::system::error_category& HttpCategory() {
-  static const boost::system::error_category& category =
-      http::make_error_code(http::error::end_of_stream).category();
-  return category;
 }
 
 // A failed write or read of an established connection.
@@ -103,7 +48,7 @@ HttpsResult Classify(const error_code& ec, const std::string& during) {
       ec == asio::error::connection_aborted) {
     return Failure(TransportError::kReset, "connection closed by the server " + during);
   }
-  if (ec.category() == HttpCategory()) {
+  if (ec.category() == HttpErrorCategory()) {
     return Failure(TransportError::kProtocol, "invalid HTTP response (" + ec.message() + ")");
   }
   if (ec.category() == asio::error::get_ssl_category()) {
@@ -157,60 +102,23 @@ class ClientImpl final : public HttpsClient {
 };
 
 Status ClientImpl::Init() {
-  try {
-    tls_.emplace(ssl::context::tls_client);
-  } catch (const std::exception& e) {
-    return Status::FailedPrecondition(std::string("cannot create the TLS context: ") + e.what());
-  }
-  SSL_CTX* ctx = tls_->native_handle();
-  SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_SSLv3 |
-                               SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1);
-  int min_version = 0;
-  if (options_.tls_min_version == "1.2") {
-    min_version = TLS1_2_VERSION;
-  } else if (options_.tls_min_version == "1.3") {
-    min_version = TLS1_3_VERSION;
-  } else {
-    return Status::FailedPrecondition("tls_min_version must be \"1.2\" or \"1.3\", not \"" +
-                                      options_.tls_min_version + "\"");
-  }
-  if (SSL_CTX_set_min_proto_version(ctx, min_version) != 1 ||
-      SSL_CTX_set_cipher_list(ctx, kTls12Ciphers) != 1 ||
-      SSL_CTX_set_ciphersuites(ctx, kTls13Suites) != 1) {
-    return Status::FailedPrecondition("cannot configure TLS versions and ciphers: " +
-                                      DrainOpenSslErrors());
-  }
-  const std::string ca = options_.ca_file.string();
-  if (ca.empty()) {
-    return Status::FailedPrecondition("ca_file is required to verify the server");
-  }
-  if (SSL_CTX_load_verify_locations(ctx, ca.c_str(), nullptr) != 1) {
-    return Status::FailedPrecondition("cannot load the CA file " + ca + ": " +
-                                      DrainOpenSslErrors());
-  }
-  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
-  SSL_CTX_set_verify_depth(ctx, 8);
-  const std::string cert = options_.client_cert_file.string();
-  const std::string key = options_.client_key_file.string();
-  if (cert.empty() != key.empty()) {
+  PSL_RETURN_IF_ERROR(CreateTlsContext(ssl::context::tls_client, options_.tls_min_version, &tls_));
+  PSL_RETURN_IF_ERROR(TrustCaFile(*tls_, options_.ca_file, SSL_VERIFY_PEER, "ca_file"));
+  if (options_.client_cert_file.empty() != options_.client_key_file.empty()) {
     return Status::FailedPrecondition(
         "client_cert_file and client_key_file must be given together");
   }
-  if (!cert.empty()) {
-    if (SSL_CTX_use_certificate_chain_file(ctx, cert.c_str()) != 1) {
-      return Status::FailedPrecondition("cannot load the client certificate " + cert + ": " +
-                                        DrainOpenSslErrors());
+  if (options_.client_cert_file.empty()) {
+    if (!options_.client_chain_file.empty() || !options_.client_key_password_file.empty()) {
+      return Status::FailedPrecondition(
+          "client_chain_file and client_key_password_file need a client certificate and key");
     }
-    if (SSL_CTX_use_PrivateKey_file(ctx, key.c_str(), SSL_FILETYPE_PEM) != 1) {
-      return Status::FailedPrecondition("cannot load the client key " + key + ": " +
-                                        DrainOpenSslErrors());
-    }
-    if (SSL_CTX_check_private_key(ctx) != 1) {
-      return Status::FailedPrecondition("the client key " + key + " does not match " + cert + ": " +
-                                        DrainOpenSslErrors());
-    }
+    return Status::Ok();
   }
-  return Status::Ok();
+  return UseTlsIdentity(*tls_,
+                        {options_.client_cert_file, options_.client_chain_file,
+                         options_.client_key_file, options_.client_key_password_file},
+                        "client");
 }
 
 template <typename T>
@@ -244,7 +152,7 @@ HttpsResult ClientImpl::Send(const HttpsUrl& url, std::string_view method,
 
 HttpsResult ClientImpl::SendOrThrow(const HttpsUrl& url, std::string_view method,
                                     const HttpHeaders& headers, std::string_view body) {
-  if (!IsToken(method)) {
+  if (!IsHttpToken(method)) {
     return Failure(TransportError::kProtocol, "invalid request method");
   }
   if (url.host.empty() || url.target.empty() || url.target.front() != '/' ||
@@ -256,10 +164,10 @@ HttpsResult ClientImpl::SendOrThrow(const HttpsUrl& url, std::string_view method
   request.target(url.target);
   request.version(11);
   for (const auto& [name, value] : headers) {
-    if (!IsToken(name) || value.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) {
+    if (!IsSafeHeaderField(name, value)) {
       return Failure(TransportError::kProtocol, "invalid request header");
     }
-    const std::string lower = Lower(name);
+    const std::string lower = AsciiLower(name);
     if (lower == "host" || lower == "content-length" || lower == "transfer-encoding") {
       continue;  // ours
     }
@@ -421,7 +329,7 @@ asio::awaitable<ClientImpl::Exchange> ClientImpl::RoundTrip(
     HttpResponse& out = exchange.result.response;
     out.status = static_cast<int>(status);
     for (const auto& field : message) {
-      out.headers.emplace_back(Lower(field.name_string()), std::string(field.value()));
+      out.headers.emplace_back(AsciiLower(field.name_string()), std::string(field.value()));
     }
     out.body = std::move(message.body());
     break;
@@ -550,7 +458,7 @@ StatusOr<HttpsUrl> ParseHttpsUrl(std::string_view url) {
     }
     out.port = static_cast<std::uint16_t>(port);
   }
-  out.host = Lower(host);
+  out.host = AsciiLower(host);
   if (target.empty()) {
     out.target = "/";
   } else if (target.front() == '?') {

@@ -30,7 +30,11 @@ StatusOr<HttpsUrl> ParseHttpsUrl(std::string_view url);
 struct HttpsClientOptions {
   std::filesystem::path ca_file;           // PEM anchors for the server certificate; required
   std::filesystem::path client_cert_file;  // PEM leaf (+ chain); "" = no client certificate
-  std::filesystem::path client_key_file;
+  // PEM intermediates sent after those of client_cert_file (nearest issuer first); "" = none.
+  std::filesystem::path client_chain_file;
+  std::filesystem::path client_key_file;  // PEM private key, encrypted or not
+  // Secret: its first line decrypts client_key_file; "" = the key is not encrypted.
+  std::filesystem::path client_key_password_file;
   std::chrono::milliseconds connect_timeout{5'000};   // TCP connect + TLS handshake
   std::chrono::milliseconds request_timeout{30'000};  // write request + read whole response
   std::uint64_t max_response_bytes = 16 << 20;
@@ -45,7 +49,11 @@ struct HttpsClientOptions {
 //   kTls: handshake, certificate or hostname verification failed, or a TLS alert (e.g. the
 //         server refused our certificate);
 //   kTimeout: the TLS handshake or the request (write + whole response) passed its deadline;
-//   kReset: the connection was closed or reset before the whole response arrived;
+//   kReset: the connection was reset (TCP RST) or closed (FIN, with or without TLS close_notify)
+//           before the whole response arrived, including before its first byte: a server that
+//           dropped the connection without answering (e.g. HttpResponse::close_without_response,
+//           the simulator's reset fault) is kReset, not kProtocol. The request may have been
+//           processed;
 //   kProtocol: the response is not valid HTTP/1.1 or exceeds max_response_bytes, or the
 //              caller's method/header/URL cannot be sent.
 enum class TransportError { kNone, kConnect, kTls, kTimeout, kReset, kProtocol };
@@ -60,7 +68,8 @@ struct HttpsResult {
 
 class HttpsClient {
  public:
-  // Loads the CA bundle and the client identity. kFailedPrecondition naming the unusable file.
+  // Loads the CA bundle and the client identity (certificate, chain, key with its password).
+  // kFailedPrecondition naming the unusable file (unreadable, empty, wrong password, mismatch).
   static StatusOr<std::unique_ptr<HttpsClient>> Create(HttpsClientOptions options);
 
   virtual ~HttpsClient() = default;

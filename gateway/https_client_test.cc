@@ -5,6 +5,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -45,6 +47,16 @@ HttpsClientOptions ClientOptions() {
   return o;
 }
 
+// ClientOptions() presenting practice-81234530000's certificate: `cert_file` (leaf only, or
+// leaf + intermediate) with the key `key_file`, both in the test PKI.
+HttpsClientOptions PracticeClientOptions(const std::string& cert_file,
+                                         const std::string& key_file) {
+  HttpsClientOptions o = ClientOptions();
+  o.client_cert_file = Pki() / cert_file;
+  o.client_key_file = Pki() / key_file;
+  return o;
+}
+
 bool Eventually(const std::function<bool()>& condition) {
   const auto give_up = std::chrono::steady_clock::now() + kPatience;
   while (!condition()) {
@@ -69,6 +81,11 @@ class HttpsClientTest : public ::testing::Test {
         return;
       }
       HttpResponse response;
+      if (r.Path() == "/reset") {
+        response.close_without_response = true;  // the server resets the connection
+        respond(std::move(response));
+        return;
+      }
       response.headers = {{"x-peer", r.peer.subject},
                           {"x-host", std::string(r.Header("host").value_or(""))},
                           {"x-user-agent", std::string(r.Header("user-agent").value_or(""))},
@@ -92,6 +109,17 @@ class HttpsClientTest : public ::testing::Test {
     auto client = HttpsClient::Create(std::move(options));
     EXPECT_TRUE(client.ok()) << client.status().ToString();
     return client.ok() ? std::move(*client) : nullptr;
+  }
+
+  // A client with `options` is answered, and the server saw a peer certificate whose subject
+  // holds `subject_part`.
+  void ExpectServedAs(const HttpsClientOptions& options, const std::string& subject_part) {
+    auto client = Client(options);
+    ASSERT_TRUE(client);
+    const HttpsResult result = client->Send(Url(), "GET", {}, "");
+    ASSERT_EQ(result.error, TransportError::kNone) << result.error_detail;
+    EXPECT_NE(result.response.Header("x-peer").value_or("").find(subject_part), std::string::npos)
+        << result.response.Header("x-peer").value_or("");
   }
 
   void TearDown() override {
@@ -258,6 +286,39 @@ TEST_F(HttpsClientTest, ServerGoneIsAConnectError) {
   EXPECT_NE(result.error_detail, "");
 }
 
+TEST_F(HttpsClientTest, AConnectionResetWithoutResponseIsAResetAndAPostIsNotRetried) {
+  StartServer();
+  auto client = Client();
+  ASSERT_TRUE(client);
+  ASSERT_EQ(client->Send(Url(), "POST", {}, "one").error, TransportError::kNone);  // kept alive
+  const HttpsResult reset = client->Send(Url("127.0.0.1", "/reset"), "POST", {}, "two");
+  EXPECT_EQ(reset.error, TransportError::kReset) << reset.error_detail;
+  EXPECT_NE(reset.error_detail, "");
+  EXPECT_EQ(calls_, 2);  // the server may have processed the POST: not sent again
+  // On a fresh connection too.
+  auto fresh = Client();
+  ASSERT_TRUE(fresh);
+  EXPECT_EQ(fresh->Send(Url("127.0.0.1", "/reset"), "POST", {}, "three").error,
+            TransportError::kReset);
+  EXPECT_EQ(calls_, 3);
+  // The first client recovers on a new connection.
+  const HttpsResult next = client->Send(Url(), "POST", {}, "four");
+  ASSERT_EQ(next.error, TransportError::kNone) << next.error_detail;
+  EXPECT_EQ(next.response.body, "four");
+  EXPECT_EQ(server_->stats().connections_accepted, 3u);
+}
+
+TEST_F(HttpsClientTest, AGetResetOnAKeptConnectionIsRetriedOnceOnANewOne) {
+  StartServer();
+  auto client = Client();
+  ASSERT_TRUE(client);
+  ASSERT_EQ(client->Send(Url(), "GET", {}, "").error, TransportError::kNone);  // kept alive
+  const HttpsResult reset = client->Send(Url("127.0.0.1", "/reset"), "GET", {}, "");
+  EXPECT_EQ(reset.error, TransportError::kReset) << reset.error_detail;
+  EXPECT_EQ(calls_, 3);  // the reset on the reused connection, then once on a new one
+  EXPECT_EQ(server_->stats().connections_accepted, 2u);
+}
+
 TEST_F(HttpsClientTest, AResponseOverTheCapIsAProtocolError) {
   StartServer();
   HttpsClientOptions options = ClientOptions();
@@ -290,6 +351,85 @@ TEST_F(HttpsClientTest, InvalidHeadersAreRefusedBeforeSending) {
   const HttpsResult result = client->Send(Url(), "POST", {{"X-Bad", "a\r\nInjected: 1"}}, "");
   EXPECT_EQ(result.error, TransportError::kProtocol);
   EXPECT_EQ(calls_, 0);
+}
+
+TEST_F(HttpsClientTest, AClientChainFileCompletesALeafOnlyCertificate) {
+  StartServer();  // kRequired, trusting ca.pem: the root only
+  HttpsClientOptions options =
+      PracticeClientOptions("practice-81234530000.pem", "practice-81234530000.key");
+  options.client_chain_file = Pki() / "practice-81234530000-chain.pem";
+  ExpectServedAs(options, "CN=practice-81234530000");
+}
+
+TEST_F(HttpsClientTest, ALeafOnlyClientCertificateWithoutChainIsRefused) {
+  StartServer();
+  auto client =
+      Client(PracticeClientOptions("practice-81234530000.pem", "practice-81234530000.key"));
+  ASSERT_TRUE(client);
+  EXPECT_NE(client->Send(Url(), "GET", {}, "").error, TransportError::kNone);
+  EXPECT_TRUE(Eventually([&] { return server_->stats().handshakes_failed == 1; }));
+  EXPECT_EQ(calls_, 0);
+}
+
+TEST_F(HttpsClientTest, AnEncryptedClientKeyIsDecryptedWithThePasswordFile) {
+  StartServer();
+  HttpsClientOptions options = PracticeClientOptions("practice-81234530000-fullchain.pem",
+                                                     "practice-81234530000-encrypted.key");
+  options.client_key_password_file = Pki() / "practice-81234530000.pass";
+  ExpectServedAs(options, "CN=practice-81234530000");
+}
+
+TEST(HttpsClientCreateTest, ReportsUnusableChainAndPasswordFiles) {
+  ASSERT_TRUE(Pki().ok());
+  const std::filesystem::path empty = Pki() / "client-test-empty.pem";
+  std::ofstream(empty).flush();
+  const std::filesystem::path wrong = Pki() / "client-test-wrong.pass";
+  std::ofstream(wrong) << "not the password\n";
+  const HttpsClientOptions base =
+      PracticeClientOptions("practice-81234530000.pem", "practice-81234530000.key");
+  struct Case {
+    const char* what;
+    std::function<void(HttpsClientOptions*)> change;
+    std::filesystem::path named;  // the file the message must name
+  };
+  const std::vector<Case> cases = {
+      {"missing chain", [](HttpsClientOptions* o) { o->client_chain_file = Pki() / "nope.pem"; },
+       Pki() / "nope.pem"},
+      {"empty chain", [&](HttpsClientOptions* o) { o->client_chain_file = empty; }, empty},
+      {"encrypted key without password",
+       [](HttpsClientOptions* o) {
+         o->client_key_file = Pki() / "practice-81234530000-encrypted.key";
+       },
+       Pki() / "practice-81234530000-encrypted.key"},
+      {"wrong password",
+       [&](HttpsClientOptions* o) {
+         o->client_key_file = Pki() / "practice-81234530000-encrypted.key";
+         o->client_key_password_file = wrong;
+       },
+       Pki() / "practice-81234530000-encrypted.key"},
+      {"missing password file",
+       [](HttpsClientOptions* o) {
+         o->client_key_file = Pki() / "practice-81234530000-encrypted.key";
+         o->client_key_password_file = Pki() / "nope.pass";
+       },
+       Pki() / "nope.pass"},
+      {"empty password file",
+       [&](HttpsClientOptions* o) {
+         o->client_key_file = Pki() / "practice-81234530000-encrypted.key";
+         o->client_key_password_file = empty;
+       },
+       empty},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    HttpsClientOptions options = base;
+    c.change(&options);
+    auto client = HttpsClient::Create(options);
+    ASSERT_FALSE(client.ok());
+    EXPECT_EQ(client.status().code(), StatusCode::kFailedPrecondition);
+    EXPECT_NE(client.status().message().find(c.named.string()), std::string::npos)
+        << client.status().ToString();
+  }
 }
 
 TEST(HttpsClientCreateTest, ReportsUnusableFiles) {

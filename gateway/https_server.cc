@@ -2,13 +2,6 @@
 // strand; the deadlines are beast::tcp_stream expiries (a deadline, not a per-operation timeout:
 // one expires_after() before the handshake covers handshake + headers + body).
 
-// Asio 1.74 detects C++20 coroutines on clang only through <experimental/coroutine>, which
-// libstdc++ lacks; its standard <coroutine> works (clang sanitizer builds, clang-tidy).
-#if defined(__clang__) && !defined(BOOST_ASIO_HAS_CO_AWAIT)
-#define BOOST_ASIO_HAS_CO_AWAIT 1
-#define BOOST_ASIO_HAS_STD_COROUTINE 1
-#endif
-
 #include "gateway/https_server.h"
 
 #include <openssl/ssl.h>
@@ -27,48 +20,19 @@
 #include <string_view>
 #include <thread>
 #include <unordered_map>
-#include <utility>  // before Asio: Boost 1.74 awaitable.hpp uses std::exchange (g++ 12)
+#include <utility>
 #include <vector>
 
-#include <boost/asio/awaitable.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/redirect_error.hpp>
-#include <boost/asio/ssl.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-#include <boost/beast/ssl.hpp>
 #include <openssl/x509.h>
 
 #include "base/crypto_handles.h"
 #include "base/x509.h"
+#include "gateway/asio_base.h"
 
 namespace psl::gateway {
 namespace {
 
-namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
-namespace ssl = asio::ssl;
-using tcp = asio::ip::tcp;
-using boost::system::error_code;
-using Stream = beast::ssl_stream<beast::tcp_stream>;
-
 constexpr char kServerHeader[] = "Passerelle";  // never a version
-// TLS 1.2: forward-secret AEAD suites only. TLS 1.3 suites are all AEAD.
-constexpr char kTls12Ciphers[] =
-    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
-    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
-    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
-constexpr char kTls13Suites[] =
-    "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
 // Closing after a final response: at most this long / this many bytes read and discarded, so
 // the peer reads our response instead of a reset caused by its unread request bytes.
 constexpr std::chrono::milliseconds kMaxLinger{2000};
@@ -100,24 +64,11 @@ bool IEquals(std::string_view a, std::string_view b) {
   return beast::iequals(a, b);
 }
 
-bool IsTokenChar(char c) {
-  if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) {
-    return true;
-  }
-  return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-}
-
 // Handler-supplied headers must not split the response.
 bool HeadersValid(const HttpHeaders& headers) {
-  for (const auto& [name, value] : headers) {
-    if (name.empty() || !std::all_of(name.begin(), name.end(), IsTokenChar)) {
-      return false;
-    }
-    if (value.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) {
-      return false;
-    }
-  }
-  return true;
+  return std::all_of(headers.begin(), headers.end(), [](const auto& field) {
+    return IsSafeHeaderField(field.first, field.second);
+  });
 }
 
 // A problem+json response for refusals decided by the server itself (constant texts only).
@@ -182,12 +133,6 @@ std::optional<std::string_view> RefusalReason(const http::request_header<>& req)
   return std::nullopt;
 }
 
-const boost::system::error_category& HttpCategory() {
-  static const boost::system::error_category& category =
-      http::make_error_code(http::error::end_of_stream).category();
-  return category;
-}
-
 // The response for a parse error, or nullopt when the connection just ends (peer gone, deadline).
 std::optional<HttpResponse> RefusalForParseError(const error_code& ec) {
   if (ec == http::error::header_limit) {
@@ -197,7 +142,7 @@ std::optional<HttpResponse> RefusalForParseError(const error_code& ec) {
   if (ec == http::error::body_limit) {
     return Problem(413, "Content Too Large", "the request body is larger than the server accepts");
   }
-  if (ec.category() == HttpCategory() && ec != http::error::end_of_stream &&
+  if (ec.category() == HttpErrorCategory() && ec != http::error::end_of_stream &&
       ec != http::error::partial_message) {
     return Problem(400, "Bad Request", "the request is not valid HTTP/1.1");
   }
@@ -296,7 +241,8 @@ class Session : public std::enable_shared_from_this<Session> {
 
  private:
   enum class State { kHandshake, kIdle, kReading, kHandling, kWriting, kClosing };
-  enum class Outcome { kKeepAlive, kCloseGracefully, kCloseNow };
+  // kAbort: the handler asked for close_without_response (fault injection): reset, no bytes.
+  enum class Outcome { kKeepAlive, kCloseGracefully, kCloseNow, kAbort };
 
   asio::awaitable<void> Serve();
   asio::awaitable<Outcome> ServeOne(beast::flat_buffer& buffer);
@@ -304,6 +250,7 @@ class Session : public std::enable_shared_from_this<Session> {
                                          bool head);
   asio::awaitable<Outcome> Refuse(HttpResponse response, unsigned version);
   asio::awaitable<void> Linger(bool send_close_notify);
+  void Abort();
   PeerIdentity PeerFromHandshake();
 
   ServerImpl& server_;
@@ -514,6 +461,10 @@ asio::awaitable<void> Session::Serve() {
       co_await Linger(/*send_close_notify=*/true);
       co_return;
     }
+    if (outcome == Outcome::kAbort) {
+      Abort();
+      co_return;
+    }
     if (outcome == Outcome::kCloseNow) {
       break;
     }
@@ -583,10 +534,7 @@ asio::awaitable<Session::Outcome> Session::ServeOne(beast::flat_buffer& buffer) 
   request.target = std::string(message.target());
   request.headers.reserve(16);
   for (const auto& field : message) {
-    std::string name(field.name_string());
-    std::transform(name.begin(), name.end(), name.begin(),
-                   [](char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; });
-    request.headers.emplace_back(std::move(name), std::string(field.value()));
+    request.headers.emplace_back(AsciiLower(field.name_string()), std::string(field.value()));
   }
   request.body = std::move(message.body());
   request.peer = peer_;
@@ -620,6 +568,9 @@ asio::awaitable<Session::Outcome> Session::ServeOne(beast::flat_buffer& buffer) 
   {
     std::lock_guard lock(pending->mu);
     response = std::move(pending->response);
+  }
+  if (response.close_without_response) {
+    co_return Outcome::kAbort;
   }
   co_return co_await WriteResponse(std::move(response), version, keep_alive && !server_.draining(),
                                    head);
@@ -674,70 +625,37 @@ asio::awaitable<void> Session::Linger(bool send_close_notify) {
   tcp_stream.close();
 }
 
+// SO_LINGER 0: close() sends a TCP RST and discards unsent data (no TLS close_notify, no FIN),
+// which is what a "connection reset" fault must look like to the client.
+void Session::Abort() {
+  state_ = State::kClosing;
+  auto& tcp_stream = beast::get_lowest_layer(stream_);
+  error_code ec;
+  tcp_stream.socket().set_option(asio::socket_base::linger(true, 0), ec);
+  tcp_stream.close();
+}
+
 Status ServerImpl::ConfigureTls() {
-  try {
-    tls_.emplace(ssl::context::tls_server);
-  } catch (const std::exception& e) {
-    return Status::FailedPrecondition(std::string("cannot create the TLS context: ") + e.what());
-  }
+  PSL_RETURN_IF_ERROR(CreateTlsContext(ssl::context::tls_server, options_.tls_min_version, &tls_));
   SSL_CTX* ctx = tls_->native_handle();
-  SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
-                               SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 |
-                               SSL_OP_NO_TLSv1_1);
-  int min_version = 0;
-  if (options_.tls_min_version == "1.2") {
-    min_version = TLS1_2_VERSION;
-  } else if (options_.tls_min_version == "1.3") {
-    min_version = TLS1_3_VERSION;
-  } else {
-    return Status::FailedPrecondition("tls_min_version must be \"1.2\" or \"1.3\", not \"" +
-                                      options_.tls_min_version + "\"");
-  }
-  if (SSL_CTX_set_min_proto_version(ctx, min_version) != 1 ||
-      SSL_CTX_set_cipher_list(ctx, kTls12Ciphers) != 1 ||
-      SSL_CTX_set_ciphersuites(ctx, kTls13Suites) != 1) {
-    return Status::FailedPrecondition("cannot configure TLS versions and ciphers: " +
-                                      DrainOpenSslErrors());
-  }
-  const std::string chain = options_.cert_chain_file.string();
-  const std::string key = options_.key_file.string();
-  if (SSL_CTX_use_certificate_chain_file(ctx, chain.c_str()) != 1) {
-    return Status::FailedPrecondition("cannot load the certificate chain " + chain + ": " +
-                                      DrainOpenSslErrors());
-  }
-  if (SSL_CTX_use_PrivateKey_file(ctx, key.c_str(), SSL_FILETYPE_PEM) != 1) {
-    return Status::FailedPrecondition("cannot load the private key " + key + ": " +
-                                      DrainOpenSslErrors());
-  }
-  if (SSL_CTX_check_private_key(ctx) != 1) {
-    return Status::FailedPrecondition("the private key " + key + " does not match " + chain + ": " +
-                                      DrainOpenSslErrors());
-  }
+  SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
+  PSL_RETURN_IF_ERROR(UseTlsIdentity(
+      *tls_, {options_.cert_chain_file, options_.chain_file, options_.key_file, {}}, "server"));
   if (options_.client_certificates == ClientCertificateMode::kNone) {
     SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
     return Status::Ok();
   }
+  int mode = SSL_VERIFY_PEER;
+  if (options_.client_certificates == ClientCertificateMode::kRequired) {
+    mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+  }
+  PSL_RETURN_IF_ERROR(TrustCaFile(*tls_, options_.client_ca_file, mode, "client_ca_file"));
   const std::string ca = options_.client_ca_file.string();
-  if (ca.empty()) {
-    return Status::FailedPrecondition(
-        "client_ca_file is required when client certificates are "
-        "requested");
-  }
-  if (SSL_CTX_load_verify_locations(ctx, ca.c_str(), nullptr) != 1) {
-    return Status::FailedPrecondition("cannot load the client CA file " + ca + ": " +
-                                      DrainOpenSslErrors());
-  }
   STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(ca.c_str());
   if (names == nullptr) {
     return Status::FailedPrecondition("no CA certificate in " + ca + ": " + DrainOpenSslErrors());
   }
   SSL_CTX_set_client_CA_list(ctx, names);  // takes ownership
-  int mode = SSL_VERIFY_PEER;
-  if (options_.client_certificates == ClientCertificateMode::kRequired) {
-    mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
-  }
-  SSL_CTX_set_verify(ctx, mode, nullptr);
-  SSL_CTX_set_verify_depth(ctx, 8);
   static constexpr unsigned char kSessionContext[] = "passerelle";
   SSL_CTX_set_session_id_context(ctx, kSessionContext, sizeof(kSessionContext) - 1);
   return Status::Ok();

@@ -6,6 +6,8 @@
 //
 // The Handler runs on a network thread and must not block: it hands CPU or disk work to a pool
 // and calls `respond` exactly once, from any thread (the server posts back to the connection).
+// A response with close_without_response set is not written: the connection is reset (TCP RST,
+// no TLS close_notify), so the client sees no response byte.
 // Thread-safety: Start/Stop from one controlling thread; port() and counters from any thread.
 #ifndef PSL_GATEWAY_HTTPS_SERVER_H_
 #define PSL_GATEWAY_HTTPS_SERVER_H_
@@ -32,7 +34,9 @@ struct HttpsServerOptions {
   std::string address = "127.0.0.1";
   std::uint16_t port = 0;                 // 0 = any free port (see HttpsServer::port())
   std::filesystem::path cert_chain_file;  // PEM: server leaf, then its chain
-  std::filesystem::path key_file;         // PEM private key
+  // PEM intermediates sent after those of cert_chain_file (nearest issuer first); "" = none.
+  std::filesystem::path chain_file;
+  std::filesystem::path key_file;  // PEM private key, unencrypted
   // PEM anchors for client certificates (kOptional/kRequired).
   std::filesystem::path client_ca_file;
   ClientCertificateMode client_certificates = ClientCertificateMode::kOptional;
@@ -64,7 +68,8 @@ struct HttpsServerStats {
 class HttpsServer {
  public:
   // Loads the TLS material, binds, listens and starts the network threads. Errors:
-  // kFailedPrecondition (unreadable or mismatched certificate/key/CA files, naming the file),
+  // kFailedPrecondition (unreadable, empty or mismatched certificate/chain/key/CA files, naming
+  // the file),
   // kUnavailable (cannot bind address:port).
   static StatusOr<std::unique_ptr<HttpsServer>> Start(HttpsServerOptions options, Handler handler);
 

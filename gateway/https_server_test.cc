@@ -2,15 +2,6 @@
 // TLS client (Asio, generous client-side deadlines) and check, each time, that a well-behaved
 // client on another connection is still served. No sleeps as synchronisation, no timing asserts.
 
-// Asio 1.74 detects C++20 coroutines on clang only through <experimental/coroutine>, which
-// libstdc++ lacks; its standard <coroutine> works (clang sanitizer builds, clang-tidy).
-#if defined(__clang__) && !defined(BOOST_ASIO_HAS_CO_AWAIT)
-#define BOOST_ASIO_HAS_CO_AWAIT 1
-#define BOOST_ASIO_HAS_STD_COROUTINE 1
-#endif
-// BOOST_BEAST_USE_STD_STRING_VIEW and BOOST_ASIO_NO_DEPRECATED come from psl_http (PUBLIC):
-// Beast templates instantiated both here and there must be identical (ODR).
-
 #include "gateway/https_server.h"
 
 #include <gtest/gtest.h>
@@ -20,39 +11,28 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
-#include <utility>  // before Asio: Boost 1.74 awaitable.hpp uses std::exchange (g++ 12)
+#include <utility>
 #include <vector>
 
-#include <boost/asio/connect.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ssl.hpp>
-#include <boost/asio/write.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-#include <boost/beast/ssl.hpp>
 #include <openssl/x509.h>
 
 #include "base/crypto_handles.h"
 #include "base/x509.h"
 #include "certs/testing/test_pki.h"
+#include "gateway/asio_base.h"
 #include "gateway/https_client.h"
 
 namespace psl::gateway {
 namespace {
 
-namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
-namespace ssl = asio::ssl;
-using tcp = asio::ip::tcp;
-using boost::system::error_code;
 using namespace std::chrono_literals;
 
 const certs::testing::TestPki& Pki() {
@@ -271,7 +251,7 @@ class RawTlsClient {
 
   asio::io_context ioc_;
   ssl::context tls_;
-  std::optional<beast::ssl_stream<beast::tcp_stream>> stream_;
+  std::optional<Stream> stream_;
   beast::flat_buffer buffer_;
 };
 
@@ -304,6 +284,18 @@ class HttpsServerTest : public ::testing::Test {
     const error_code end = raw.ReadUntilClosed(&extra);
     EXPECT_NE(end, beast::error::timeout) << "the server kept the connection open";
     EXPECT_EQ(extra, 0u);
+  }
+
+  // A client with `options` is refused at the handshake: it gets no response, the handler never
+  // runs, and a well-behaved client is served afterwards.
+  void ExpectHandshakeRefused(const HttpsClientOptions& options) {
+    auto client = HttpsClient::Create(options);
+    ASSERT_TRUE(client.ok()) << client.status().ToString();
+    const HttpsResult result = (*client)->Send(LocalUrl(port()), "GET", {}, "");
+    EXPECT_NE(result.error, TransportError::kNone);
+    EXPECT_TRUE(Eventually([&] { return server_->stats().handshakes_failed == 1; }));
+    EXPECT_EQ(calls_, 0);
+    ExpectServed(port());
   }
 
   std::atomic<int> calls_{0};
@@ -345,14 +337,7 @@ TEST_F(HttpsServerTest, RequiredModeRefusesAHandshakeWithoutCertificate) {
   HttpsServerOptions options = TestServerOptions();
   options.client_certificates = ClientCertificateMode::kRequired;
   StartEchoServer(options);
-  auto client = HttpsClient::Create(TestClientOptions(""));
-  ASSERT_TRUE(client.ok()) << client.status().ToString();
-
-  const HttpsResult result = (*client)->Send(LocalUrl(port()), "GET", {}, "");
-  EXPECT_NE(result.error, TransportError::kNone);
-  EXPECT_TRUE(Eventually([&] { return server_->stats().handshakes_failed == 1; }));
-  EXPECT_EQ(calls_, 0);
-  ExpectServed(port());
+  ExpectHandshakeRefused(TestClientOptions(""));
 }
 
 TEST_F(HttpsServerTest, OptionalModeWithoutCertificateHasNoIdentity) {
@@ -381,22 +366,12 @@ TEST_F(HttpsServerTest, NoneModeDoesNotReportACertificate) {
 
 TEST_F(HttpsServerTest, UntrustedClientCertificateIsRefused) {
   StartEchoServer();  // kOptional: a presented certificate must verify
-  auto client = HttpsClient::Create(TestClientOptions("untrusted"));
-  ASSERT_TRUE(client.ok()) << client.status().ToString();
-  const HttpsResult result = (*client)->Send(LocalUrl(port()), "GET", {}, "");
-  EXPECT_NE(result.error, TransportError::kNone);
-  EXPECT_TRUE(Eventually([&] { return server_->stats().handshakes_failed == 1; }));
-  EXPECT_EQ(calls_, 0);
-  ExpectServed(port());
+  ExpectHandshakeRefused(TestClientOptions("untrusted"));
 }
 
 TEST_F(HttpsServerTest, ExpiredClientCertificateIsRefused) {
   StartEchoServer();
-  auto client = HttpsClient::Create(TestClientOptions("expired"));
-  ASSERT_TRUE(client.ok()) << client.status().ToString();
-  const HttpsResult result = (*client)->Send(LocalUrl(port()), "GET", {}, "");
-  EXPECT_NE(result.error, TransportError::kNone);
-  EXPECT_EQ(calls_, 0);
+  ExpectHandshakeRefused(TestClientOptions("expired"));
 }
 
 TEST_F(HttpsServerTest, OnlyAeadSuitesAndTls12OrLaterAreNegotiated) {
@@ -734,6 +709,41 @@ TEST_F(HttpsServerTest, ADroppedResponderAnswers500AndAThrowingHandlerToo) {
   }
 }
 
+TEST_F(HttpsServerTest, CloseWithoutResponseResetsTheConnectionAndWritesNothing) {
+  const Handler echo = EchoHandler(&calls_);
+  StartServer(TestServerOptions(), [echo](HttpRequest request, Responder respond) {
+    if (request.Path() != "/reset") {
+      echo(std::move(request), std::move(respond));
+      return;
+    }
+    HttpResponse response;
+    response.headers = {{"x-must-not", "appear"}};
+    response.body = "must not be sent";
+    response.close_without_response = true;
+    respond(std::move(response));
+  });
+  RawTlsClient raw;
+  ASSERT_FALSE(raw.Connect(port()));
+  ASSERT_FALSE(raw.Write("GET /echo HTTP/1.1\r\nHost: x\r\n\r\n"));
+  http::response<http::string_body> first;
+  ASSERT_FALSE(raw.ReadResponse(&first));
+  EXPECT_EQ(first.result_int(), 200u);
+  EXPECT_EQ(first[http::field::connection], "keep-alive");
+
+  // On the same kept-alive connection: no response byte, a TCP reset (not a TLS close).
+  ASSERT_FALSE(raw.Write("POST /reset HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx"));
+  std::size_t bytes = 0;
+  const error_code end = raw.ReadUntilClosed(&bytes);
+  EXPECT_EQ(end, asio::error::connection_reset) << end.message();
+  EXPECT_EQ(bytes, 0u);
+
+  ExpectServed(port());
+  EXPECT_EQ(calls_, 2);
+  EXPECT_EQ(server_->stats().requests, 3u);
+  EXPECT_EQ(server_->stats().requests_refused, 0u);
+  EXPECT_TRUE(Eventually([&] { return server_->stats().active_connections == 0; }));
+}
+
 TEST_F(HttpsServerTest, AnInvalidResponseFromTheHandlerBecomes500) {
   StartServer(TestServerOptions(), [](HttpRequest, Responder respond) {
     HttpResponse response;
@@ -833,6 +843,45 @@ TEST_F(HttpsServerTest, StartReportsUnusableFilesAndBusyPorts) {
   failed = HttpsServer::Start(busy, EchoHandler(nullptr));
   ASSERT_FALSE(failed.ok());
   EXPECT_EQ(failed.status().code(), StatusCode::kUnavailable);
+}
+
+TEST_F(HttpsServerTest, AChainFileCompletesALeafOnlyCertificateFile) {
+  HttpsServerOptions options = TestServerOptions();
+  options.cert_chain_file = Pki() / "gateway.pem";   // the leaf alone
+  options.chain_file = Pki() / "gateway-chain.pem";  // its intermediate
+  StartEchoServer(options);
+  ExpectServed(port());  // the client trusts ca.pem: the root only
+}
+
+TEST_F(HttpsServerTest, ALeafOnlyCertificateFileWithoutChainFailsVerification) {
+  HttpsServerOptions options = TestServerOptions();
+  options.cert_chain_file = Pki() / "gateway.pem";
+  StartEchoServer(options);
+  auto client = HttpsClient::Create(TestClientOptions());
+  ASSERT_TRUE(client.ok()) << client.status().ToString();
+  const HttpsResult result = (*client)->Send(LocalUrl(port()), "GET", {}, "");
+  EXPECT_EQ(result.error, TransportError::kTls) << result.error_detail;
+  EXPECT_NE(result.error_detail.find("issuer"), std::string::npos) << result.error_detail;
+  EXPECT_EQ(calls_, 0);
+}
+
+TEST_F(HttpsServerTest, StartReportsAnUnreadableOrEmptyChainFile) {
+  const std::filesystem::path empty = Pki() / "server-test-empty-chain.pem";
+  std::ofstream(empty).flush();
+  const std::filesystem::path no_pem = Pki() / "server-test-not-pem-chain.pem";
+  std::ofstream(no_pem) << "not a certificate\n";
+  for (const std::filesystem::path& chain :
+       {Pki() / "no-such-chain.pem", empty, no_pem, Pki() / "gateway.key"}) {
+    SCOPED_TRACE(chain.string());
+    HttpsServerOptions options = TestServerOptions();
+    options.cert_chain_file = Pki() / "gateway.pem";
+    options.chain_file = chain;
+    auto failed = HttpsServer::Start(options, EchoHandler(nullptr));
+    ASSERT_FALSE(failed.ok());
+    EXPECT_EQ(failed.status().code(), StatusCode::kFailedPrecondition);
+    EXPECT_NE(failed.status().message().find(chain.string()), std::string::npos)
+        << failed.status().ToString();
+  }
 }
 
 TEST(HttpRequestTest, HeaderPathAndQuery) {

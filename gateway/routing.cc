@@ -43,12 +43,18 @@ StatusOr<Route> RoutingTable::ToInsurer(const std::string& key, const RoutingReq
 }
 
 StatusOr<Route> RoutingTable::Resolve(const RoutingRequest& request) const {
-  if (!routing_.hub.empty()) {
-    Route route;
-    route.source = "hub";
-    return ToInsurer(routing_.hub, request, std::move(route));
+  StatusOr<Route> direct = ResolveDirect(request);
+  if (direct.ok() || routing_.hub.empty() || direct.status().code() != StatusCode::kInvalid) {
+    return direct;
   }
+  // DESIGN.md "Route": the hub is the fallback when neither the message nor the member registry
+  // leads to a configured insurer.
+  Route route;
+  route.source = "hub";
+  return ToInsurer(routing_.hub, request, std::move(route));
+}
 
+StatusOr<Route> RoutingTable::ResolveDirect(const RoutingRequest& request) const {
   Route route;
   route.mutuality = request.mutuality;
   route.source = "message";

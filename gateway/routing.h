@@ -1,11 +1,12 @@
 // Which insurer endpoint a message goes to (DOMAIN.md §1.3), decided from the configuration's
 // [insurers.*] and [routing] tables:
-//   1. a hub route ([routing] hub) takes every message (MyCareNet routes sync flows itself);
-//   2. AMU always goes to 690 (MediPrima, on behalf of CAAMI-HZIV) when configured, else to 600;
-//   3. otherwise the mutuality code the message names, or failing that the one the member registry
+//   1. AMU always goes to 690 (MediPrima, on behalf of CAAMI-HZIV) when configured, else to 600;
+//   2. otherwise the mutuality code the message names, or failing that the one the member registry
 //      learned for the patient's pseudonym (a hook, [routing] member_registry);
-//   4. the mutuality's own [insurers.<code>] table when there is one, else its union
-//      (first digit x 100) when [routing] mutuality_to_union allows it.
+//   3. the mutuality's own [insurers.<code>] table when there is one, else its union
+//      (first digit x 100) when [routing] mutuality_to_union allows it;
+//   4. when none of that leads to a configured insurer, the hub route ([routing] hub, e.g. the
+//      MyCareNet hub, which routes by itself), as DESIGN.md "Life of a message" 3 orders it.
 // A destination hook may rewrite the mutuality code first (eFact's Solidaris rules, DOMAIN.md
 // §1.2: 304, 305, ... -> 300, 306 for medical houses); the enrolment flow does not use it.
 //
@@ -64,6 +65,7 @@ class RoutingTable {
   static std::optional<std::string> UnionOf(const std::string& mutuality);
 
  private:
+  StatusOr<Route> ResolveDirect(const RoutingRequest& request) const;  // steps 1-3
   StatusOr<Route> ToInsurer(const std::string& key, const RoutingRequest& request,
                             Route route) const;
 

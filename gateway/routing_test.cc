@@ -152,20 +152,24 @@ TEST(RoutingTableTest, RegistryIsNotAskedWhenSwitchedOff) {
   EXPECT_FALSE(asked);
 }
 
-TEST(RoutingTableTest, HubTakesEveryMessage) {
+TEST(RoutingTableTest, TheHubTakesWhatNoInsurerRouteResolves) {
   Config config = TableConfig();
   config.insurers["mycarenet"] =
       Insurer("mycarenet", {{MessageKind::kEnrolment, "https://hub/mhm"}});
   config.routing.hub = "mycarenet";
   RoutingTable table(config);
-  for (const char* code : {"319", "501", ""}) {
+  auto direct = table.Resolve(Enrolment("319"));  // a configured union: no hub
+  ASSERT_TRUE(direct.ok());
+  EXPECT_EQ(direct->source, "message");
+  EXPECT_NE(direct->insurer, "mycarenet");
+  for (const char* code : {"", "999"}) {  // no mutuality; a union without a table
     auto route = table.Resolve(Enrolment(code));
     ASSERT_TRUE(route.ok()) << code;
     EXPECT_EQ(route->insurer, "mycarenet");
     EXPECT_EQ(route->url, "https://hub/mhm");
     EXPECT_EQ(route->source, "hub");
   }
-  RoutingRequest claim = Enrolment("100");
+  RoutingRequest claim = Enrolment("");
   claim.kind = MessageKind::kClaim;
   EXPECT_THAT(table.Resolve(claim).status().message(),
               HasSubstr("[insurers.mycarenet] has no claim_url"));

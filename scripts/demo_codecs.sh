@@ -21,8 +21,12 @@ step "2. Validate the shared synthetic MHM samples (on their own date, 2025-01-0
 "$psl" validate --at 2025-01-02 "$shared"/samples/mhm-*.xml
 
 step "3. A practice's enrolment request dated today: validate"
-python3 "$root/scripts/demo_request.py" "$shared/samples/mhm-SendSubscriptionRequest.SYNTHETIC.xml" \
-  "$work/request.xml"
+python3 - "$root/conformance/e2e" "$shared" "$work/request.xml" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[1])
+import harness  # the shared sample re-dated to today (Brussels), unsigned
+open(sys.argv[3], "wb").write(harness.enrolment(sys.argv[2], mutuality=None))
+PY
 "$psl" validate "$work/request.xml"
 
 step "4. The same request with one altered check digit in the patient's NISS: precise refusal"

@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "base/crypto_handles.h"
+#include "base/digest.h"
 
 namespace psl::store {
 namespace {
@@ -19,19 +20,6 @@ struct CipherCtxDeleter {
   void operator()(EVP_CIPHER_CTX* p) const { EVP_CIPHER_CTX_free(p); }
 };
 using CipherCtxPtr = std::unique_ptr<EVP_CIPHER_CTX, CipherCtxDeleter>;
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') {
-    return c - '0';
-  }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
-  }
-  if (c >= 'A' && c <= 'F') {
-    return c - 'A' + 10;
-  }
-  return -1;
-}
 
 auto* Bytes(std::string_view s) {
   return reinterpret_cast<const unsigned char*>(s.data());
@@ -72,8 +60,8 @@ StatusOr<PayloadCipher> PayloadCipher::FromKeyFile(const std::filesystem::path& 
   }
   std::string key(kKeyBytes, '\0');
   for (std::size_t i = 0; i < kKeyBytes; ++i) {
-    int hi = HexValue(hex[2 * i]);
-    int lo = HexValue(hex[2 * i + 1]);
+    int hi = HexDigitValue(hex[2 * i]);
+    int lo = HexDigitValue(hex[2 * i + 1]);
     if (hi < 0 || lo < 0) {
       return Status::FailedPrecondition("the payload key file " + path.string() +
                                         " holds a character that is not a hex digit");

@@ -138,6 +138,9 @@ Status MemoryStore::Ack(const Lease& lease, NewAnswer answer) {
   PSL_RETURN_IF_ERROR(FindLeaseLocked(lease, &record, &delivery));
   const std::int64_t now_ms = ToEpochMs(clock_->Now());
   queue_.erase({lease.destination, lease.expires_ms, lease.message_id});
+  if (answer.decision == "accepted" && !record->patient_pseudonym.empty()) {
+    members_[record->patient_pseudonym] = lease.destination;
+  }
   delivery->state = MessageState::kAnswered;
   delivery->next_attempt_ms = 0;
   UpdateAggregate(*record, now_ms);
@@ -325,6 +328,16 @@ StatusOr<DeadLetterPage> MemoryStore::DeadLetters(const PageRequest& page) {
     result.letters.push_back(it->second);
   }
   return result;
+}
+
+StatusOr<std::optional<std::string>> MemoryStore::MemberInsurer(
+    std::string_view patient_pseudonym) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = members_.find(std::string(patient_pseudonym));
+  if (it == members_.end()) {
+    return std::optional<std::string>();
+  }
+  return std::optional<std::string>(it->second);
 }
 
 StatusOr<QueueStats> MemoryStore::Stats(std::string_view destination) {

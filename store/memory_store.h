@@ -43,6 +43,7 @@ class MemoryStore final : public DurableQueue, public AuditLog {
                              const PageRequest& page) override;
   StatusOr<DeadLetterPage> DeadLetters(const PageRequest& page) override;
   StatusOr<QueueStats> Stats(std::string_view destination) override;
+  StatusOr<std::optional<std::string>> MemberInsurer(std::string_view patient_pseudonym) override;
   StatusOr<PurgeResult> PurgeDelivered(TimePoint now) override;
 
   StatusOr<AuditEvent> Append(AuditEvent event) override;
@@ -70,6 +71,7 @@ class MemoryStore final : public DurableQueue, public AuditLog {
   std::map<std::pair<std::string, std::string>, std::pair<std::string, std::string>>
       idempotency_;  // (practice, key) -> (id, body digest)
   std::map<std::pair<std::string, std::string>, StoredAnswer> answers_;  // (id, destination)
+  std::map<std::string, std::string> members_;  // patient pseudonym -> insurer (member registry)
   std::map<std::pair<std::string, std::string>, store::DeadLetter> dead_letters_;
   std::map<std::uint64_t, std::string> audit_;  // sequence -> encoded event
   AuditChain chain_{AuditHead{}};

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "base/digest.h"
 #include "store/store_internal.h"
 
 #include <nlohmann/json.hpp>
@@ -27,8 +28,6 @@ using internal::DecodeRecord;
 using internal::EncodeRecord;
 using internal::EventFor;
 using internal::FindDelivery;
-using internal::HexDecode;
-using internal::HexEncode;
 using internal::UpdateAggregate;
 using nlohmann::json;
 
@@ -46,13 +45,14 @@ enum Cf : std::size_t {
   kAuditCheckpoints,  // AuditEventKey(sequence) -> EncodeCheckpoint
   kMeta,              // format_version, key_check, audit_head, audit_anchor
   kPracticeIndex,     // practice \0 BE64(INT64_MAX - accepted ms) \0 id -> ""
+  kMembers,           // patient pseudonym -> insurer that accepted it (member registry)
   kCfCount,
 };
 
 constexpr const char* kCfNames[kCfCount] = {
-    "default",     "messages",          "payloads",     "queue",
-    "idempotency", "answers",           "dead_letters", "audit",
-    "audit_index", "audit_checkpoints", "meta",         "practice_index",
+    "default", "messages",       "payloads", "queue",       "idempotency",
+    "answers", "dead_letters",   "audit",    "audit_index", "audit_checkpoints",
+    "meta",    "practice_index", "members",
 };
 
 constexpr std::string_view kFormatVersion = "1";
@@ -833,6 +833,9 @@ Status RocksDbStore::Ack(const Lease& lease, NewAnswer answer) {
     delivery->state = MessageState::kAnswered;
     delivery->next_attempt_ms = 0;
     UpdateAggregate(record, ctx.now_ms());
+    if (answer.decision == "accepted" && !record.patient_pseudonym.empty()) {
+      PSL_RETURN_IF_ERROR(ctx.Put(kMembers, record.patient_pseudonym, lease.destination));
+    }
     json header = {{"decision", answer.decision},
                    {"codes", answer.codes},
                    {"insurer_reference", answer.insurer_reference},
@@ -1106,6 +1109,21 @@ StatusOr<QueueStats> RocksDbStore::Stats(std::string_view destination) {
   }
   PSL_RETURN_IF_ERROR(FromRocks(it->status(), "scanning the queue"));
   return stats;
+}
+
+StatusOr<std::optional<std::string>> RocksDbStore::MemberInsurer(
+    std::string_view patient_pseudonym) {
+  if (patient_pseudonym.empty()) {
+    return std::optional<std::string>();
+  }
+  std::string value;
+  rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), handles_[kMembers], patient_pseudonym, &value);
+  if (s.IsNotFound()) {
+    return std::optional<std::string>();
+  }
+  PSL_RETURN_IF_ERROR(FromRocks(s, "reading the member registry"));
+  return std::optional<std::string>(std::move(value));
 }
 
 StatusOr<PurgeResult> RocksDbStore::PurgeDelivered(TimePoint now) {

@@ -124,6 +124,7 @@ class RocksDbStore final : public DurableQueue, public AuditLog {
                              const PageRequest& page) override;
   StatusOr<DeadLetterPage> DeadLetters(const PageRequest& page) override;
   StatusOr<QueueStats> Stats(std::string_view destination) override;
+  StatusOr<std::optional<std::string>> MemberInsurer(std::string_view patient_pseudonym) override;
   StatusOr<PurgeResult> PurgeDelivered(TimePoint now) override;
 
   // AuditLog.

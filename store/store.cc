@@ -1,9 +1,8 @@
 #include "store/store.h"
 
-#include <openssl/sha.h>
-
 #include <algorithm>
 
+#include "base/digest.h"
 #include "store/store_internal.h"
 
 #include <nlohmann/json.hpp>
@@ -178,48 +177,6 @@ Delivery* FindDelivery(MessageRecord& record, std::string_view destination) {
     }
   }
   return nullptr;
-}
-
-std::string HexEncode(std::string_view bytes) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(bytes.size() * 2);
-  for (unsigned char c : bytes) {
-    out.push_back(kDigits[c >> 4]);
-    out.push_back(kDigits[c & 0xf]);
-  }
-  return out;
-}
-
-bool HexDecode(std::string_view hex, std::string* out) {
-  if (hex.size() % 2 != 0) {
-    return false;
-  }
-  auto value = [](char c) -> int {
-    if (c >= '0' && c <= '9') {
-      return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-      return c - 'a' + 10;
-    }
-    return -1;
-  };
-  out->clear();
-  for (std::size_t i = 0; i < hex.size(); i += 2) {
-    int hi = value(hex[i]);
-    int lo = value(hex[i + 1]);
-    if (hi < 0 || lo < 0) {
-      return false;
-    }
-    out->push_back(static_cast<char>(hi * 16 + lo));
-  }
-  return true;
-}
-
-std::string Sha256Hex(std::string_view bytes) {
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), digest);
-  return HexEncode(std::string_view(reinterpret_cast<const char*>(digest), sizeof digest));
 }
 
 std::string EncodeRecord(const MessageRecord& r) {

@@ -222,6 +222,13 @@ class DurableQueue {
   virtual StatusOr<DeadLetterPage> DeadLetters(const PageRequest& page) = 0;
   virtual StatusOr<QueueStats> Stats(std::string_view destination) = 0;
 
+  // The member registry (DESIGN.md "Life of a message" 3): the insurer that last accepted a
+  // message for this patient pseudonym, learned by Ack of an "accepted" answer in the same batch;
+  // nullopt when unknown. The routing falls back to it when a message names no mutuality.
+  // Errors: kUnavailable.
+  virtual StatusOr<std::optional<std::string>> MemberInsurer(
+      std::string_view patient_pseudonym) = 0;
+
   // Deletes the payloads of messages answered or dead for longer than the configured retention
   // (records and answers stay). Errors: kUnavailable.
   virtual StatusOr<PurgeResult> PurgeDelivered(TimePoint now) = 0;

@@ -169,6 +169,24 @@ TEST_P(StoreBehaviourTest, AnExpiredLeaseComesBackAndTheOldLeaseIsStale) {
   EXPECT_TRUE(f.queue().Ack(retaken, NewAnswer{"doc", "accepted", {}}).ok());
 }
 
+TEST_P(StoreBehaviourTest, AnAcceptedAnswerTeachesTheMemberRegistryAndARefusalDoesNot) {
+  Fixture f(GetParam());
+  NewMessage refused = Message("m1", "", "body-1", {"300"});
+  refused.patient_pseudonym = std::string(64, 'c');
+  NewMessage accepted = Message("m2", "", "body-2", {"500"});
+  accepted.patient_pseudonym = std::string(64, 'd');
+  ASSERT_TRUE(f.queue().Commit(refused).ok());
+  ASSERT_TRUE(f.queue().Commit(accepted).ok());
+  EXPECT_EQ(*f.queue().MemberInsurer(std::string(64, 'd')), std::nullopt);
+  Lease l1 = MustLease(f.queue(), "300", f.now());
+  ASSERT_TRUE(f.queue().Ack(l1, NewAnswer{"<a/>", "refused", {"260"}}).ok());
+  Lease l2 = MustLease(f.queue(), "500", f.now());
+  ASSERT_TRUE(f.queue().Ack(l2, NewAnswer{"<a/>", "accepted", {}}).ok());
+  EXPECT_EQ(*f.queue().MemberInsurer(std::string(64, 'c')), std::nullopt);
+  EXPECT_EQ(*f.queue().MemberInsurer(std::string(64, 'd')), std::optional<std::string>("500"));
+  EXPECT_EQ(*f.queue().MemberInsurer(""), std::nullopt);
+}
+
 TEST_P(StoreBehaviourTest, AckStoresTheAnswerAndEndsTheMessage) {
   Fixture f(GetParam());
   ASSERT_TRUE(f.queue().Commit(Message("m1")).ok());

@@ -27,10 +27,6 @@ AuditEvent EventFor(const MessageRecord& record, std::string kind, std::string i
 
 Delivery* FindDelivery(MessageRecord& record, std::string_view destination);
 
-std::string Sha256Hex(std::string_view bytes);
-std::string HexEncode(std::string_view bytes);
-bool HexDecode(std::string_view hex, std::string* out);
-
 // JSON codecs of the stored values; decoding errors are kInternal (a corrupt store, never user
 // input) and name the record kind only.
 std::string EncodeRecord(const MessageRecord& record);

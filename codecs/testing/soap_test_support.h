@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "base/crypto_handles.h"
+#include "base/x509.h"
 #include "certs/key_store.h"
 #include "certs/trust_store.h"
 #include "codecs/testing/xades_test_support.h"
@@ -65,17 +66,6 @@ inline std::string Between(const std::string& s, const std::string& open,
   const std::size_t from = begin + open.size();
   const std::size_t end = s.find(close, from);
   return end == std::string::npos ? "" : s.substr(from, end - from);
-}
-
-inline std::string Der(X509* cert) {
-  unsigned char* der = nullptr;
-  const int len = i2d_X509(cert, &der);
-  if (len <= 0) {
-    return "";
-  }
-  std::string out(reinterpret_cast<char*>(der), static_cast<std::size_t>(len));
-  OPENSSL_free(der);
-  return out;
 }
 
 }  // namespace psl::codecs::soap_test

@@ -4,7 +4,10 @@
 #define PSL_CODECS_TESTING_XADES_TEST_SUPPORT_H_
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 
+#include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -32,6 +35,24 @@ inline void InitLibraries() {
 
 inline const certs::testing::TestPki& Pki() {
   return certs::testing::SharedTestPki();
+}
+
+// Runs the shell `command`, appends what it prints to *output, removes `file` (the document it
+// read), and returns its exit code (-1 when it could not run or did not exit).
+inline int RunThenRemove(const std::string& command, const std::filesystem::path& file,
+                         std::string* output) {
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) {
+    return -1;
+  }
+  char buf[512];
+  while (std::fgets(buf, sizeof(buf), pipe) != nullptr) {
+    *output += buf;
+  }
+  const int status = pclose(pipe);
+  std::error_code ignored;
+  std::filesystem::remove(file, ignored);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 inline std::string ReadFile(const std::string& path) {

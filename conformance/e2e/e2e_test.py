@@ -45,11 +45,7 @@ class GatewayEndToEndTest(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         cls.env.stop()
-        logs = ""
-        for name in ("gateway.out", "gateway.err", "simulator.out", "simulator.err"):
-            path = os.path.join(cls.tmp, name)
-            if os.path.exists(path):
-                logs += open(path, encoding="utf-8", errors="replace").read()
+        logs = cls.env.gateway.logs(None) + cls.env.simulator.logs(None)
         leaked = [n for n in USED_NISS if n in logs]
         shutil.rmtree(cls.tmp, ignore_errors=True)
         if leaked:
@@ -109,13 +105,26 @@ class GatewayEndToEndTest(unittest.TestCase):
     def test_a_retry_with_the_same_idempotency_key_gets_the_same_id_and_another_body_conflicts(self):
         body = harness.enrolment(SHARED, patient=patient(4))
         first = self.accepted(self.a, body, headers={"Idempotency-Key": "retry-4"})
-        status, _, again = self.send(self.a, body, headers={"Idempotency-Key": "retry-4"})
-        self.assertIn(status, (200, 202), again)
+        status, hdrs, again = self.send(self.a, body, headers={"Idempotency-Key": "retry-4"})
+        self.assertEqual(status, 202, again)
         self.assertEqual(again["id"], first["id"])
+        self.assertEqual(hdrs.get("idempotent-replayed"), "true")
         other = harness.enrolment(SHARED, patient=patient(5))
         status, _, conflict = self.send(self.a, other, headers={"Idempotency-Key": "retry-4"})
         self.assertEqual(status, 409, conflict)
         self.assertEqual(self.env.wait_final(self.a, first["id"])["state"], "answered")
+
+    def test_the_member_registry_routes_a_patient_the_insurer_accepted_before(self):
+        niss = patient(11)
+        first = self.accepted(self.a, harness.enrolment(SHARED, patient=niss, mutuality="419"))
+        self.assertEqual(first["insurer"], "400")
+        self.assertEqual(self.env.wait_final(self.a, first["id"])["answer"]["decision"], "accepted")
+        # The same patient again, with only the Ssin in Routing: the registry learned 400.
+        second = self.accepted(self.a, harness.enrolment(SHARED, patient=niss, mutuality=None, stamp_offset=1))
+        self.assertEqual(second["insurer"], "400")
+        status, _, problem = self.send(self.a, harness.enrolment(SHARED, patient=patient(12), mutuality=None))
+        self.assertEqual(status, 422, problem)
+        self.assertIn("insurer cannot be determined", json.dumps(problem))
 
     def test_intake_refusals_for_type_identity_and_sender(self):
         body = harness.enrolment(SHARED, patient=patient(6))
@@ -148,6 +157,18 @@ class GatewayEndToEndTest(unittest.TestCase):
         after = self.env.sim_stats()
         self.assertEqual(after["faults"]["http_503"] - before["faults"]["http_503"], 2)
 
+    def test_timeouts_resets_and_throttling_are_retried(self):
+        # Checked in this order by the simulator: the first attempt is held (the gateway's
+        # request timeout fires), the second is reset, the third gets 429 + Retry-After.
+        self.env.sim_faults({"insurer": "200", "timeout_next": 1, "reset_next": 1, "throttle_next": 1,
+                             "retry_after_s": 1})
+        reply = self.accepted(self.a, harness.enrolment(SHARED, patient=patient(13), mutuality="200"))
+        final = self.env.wait_final(self.a, reply["id"])
+        self.assertEqual(final["state"], "answered", final)
+        self.assertEqual(final["attempts"], 4, final)
+        stats = self.env.sim_stats()["by_insurer"]["200"]["faults"]
+        self.assertEqual((stats["timeout"], stats["reset"], stats["http_429"]), (1, 1, 1), stats)
+
     def test_exhausted_attempts_go_to_dead_letters_and_a_replay_delivers(self):
         self.env.sim_faults({"insurer": "500", "fail_next": 4})  # max_attempts = 4
         reply = self.accepted(self.a, harness.enrolment(SHARED, patient=patient(9), mutuality="500"))
@@ -165,7 +186,7 @@ class GatewayEndToEndTest(unittest.TestCase):
         status, _, _ = self.a.json("POST", "/v1/admin/messages/%s/replay" % reply["id"])
         self.assertEqual(status, 403)  # a practice is not ops
         status, _, replayed = ops.json("POST", "/v1/admin/messages/%s/replay" % reply["id"])
-        self.assertIn(status, (200, 202), replayed)
+        self.assertEqual(status, 200, replayed)
         final = self.env.wait_final(self.a, reply["id"])
         self.assertEqual(final["state"], "answered", final)
 
@@ -265,6 +286,10 @@ class GatewayCrashTest(unittest.TestCase):
             # duplicate and answered from the insurer's store), never decided twice.
             self.assertEqual(stats["refused"], 0, stats)
             self.assertEqual(stats["accepted"], len(committed), stats)
+            # A graceful stop: SIGTERM drains and closes the store, exit 0.
+            self.assertEqual(env.gateway.terminate(), 0, env.gateway.logs())
+            for niss in USED_NISS:
+                self.assertNotIn(niss, env.gateway.logs(None) + env.simulator.logs(None))
         finally:
             env.stop()
             shutil.rmtree(tmp, ignore_errors=True)

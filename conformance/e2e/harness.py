@@ -103,13 +103,15 @@ class Process:
         with open(path) as f:
             return f.read()
 
-    def logs(self):
+    def logs(self, tail=4000):
+        """The process's stdout and stderr (the last `tail` characters of each; None = all)."""
         self.out.flush()
         self.err.flush()
         text = ""
         for p in (self.out_path, self.err_path):
             with open(p, "rb") as f:
-                text += f.read().decode("utf-8", "replace")[-4000:]
+                data = f.read().decode("utf-8", "replace")
+            text += data if tail is None else data[-tail:]
         return text
 
     def terminate(self, timeout=60):
@@ -224,7 +226,7 @@ class Environment:
                 "--sign-key", self.pem("insurer-100.key"), "--sign-cert", self.pem("insurer-100.pem"),
                 "--sign-chain", self.pem("insurer-100-chain.pem"),
                 "--trust", self.pem("ca.pem"), "--intermediates", self.pem("intermediate.pem"),
-                "--schemas", os.path.join(self.shared, "schemas")]
+                "--schemas", os.path.join(self.shared, "schemas"), "--verbose"]
         for code in self.insurers:
             argv += ["--insurer", code]
         argv += self.simulator_args
