@@ -71,20 +71,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 #include <iterator>
 
 #include "codecs/testing/efact_test_support.h"
+#include "codecs/testing/fuzz_replay.h"
 
 namespace {
-
-int ReplayFile(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    std::fprintf(stderr, "efact_fuzz_replay: cannot read %s\n", path.c_str());
-    return 1;
-  }
-  const std::vector<char> bytes((std::istreambuf_iterator<char>(in)),
-                                std::istreambuf_iterator<char>());
-  LLVMFuzzerTestOneInput(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size());
-  return 0;
-}
 
 int WriteSeeds(const std::filesystem::path& dir) {
   namespace ef = psl::codecs::efact_test;
@@ -120,32 +109,6 @@ int main(int argc, char** argv) {
   if (argc == 3 && std::string_view(argv[1]) == "--write-seeds") {
     return WriteSeeds(argv[2]);
   }
-  int failures = 0;
-  std::size_t replayed = 0;
-  for (int i = 1; i < argc; ++i) {
-    const std::filesystem::path arg(argv[i]);
-    std::error_code ec;
-    if (std::filesystem::is_directory(arg, ec)) {
-      std::vector<std::filesystem::path> files;
-      for (const auto& entry : std::filesystem::recursive_directory_iterator(arg, ec)) {
-        if (entry.is_regular_file()) {
-          files.push_back(entry.path());
-        }
-      }
-      if (files.empty()) {
-        ++failures;
-      }
-      std::sort(files.begin(), files.end());
-      for (const auto& f : files) {
-        failures += ReplayFile(f);
-        ++replayed;
-      }
-    } else {
-      failures += ReplayFile(arg);
-      ++replayed;
-    }
-  }
-  std::printf("efact_fuzz_replay: %zu input(s) replayed\n", replayed);
-  return failures == 0 && replayed > 0 ? 0 : 1;
+  return psl::codecs::testing::ReplayFuzzInputs("efact_fuzz_replay", argc, argv);
 }
 #endif  // PSL_FUZZ_REPLAY_MAIN

@@ -4,22 +4,11 @@
 #include <map>
 #include <utility>
 
-#include "codecs/base64.h"
-#include "codecs/deflate.h"
+#include "codecs/blob.h"
 #include "codecs/xml_util.h"
 
 namespace psl::codecs {
 namespace {
-
-Problem EnvelopeProblem(std::string code, std::string message, const xmlNode* node) {
-  Problem p;
-  p.code = std::move(code);
-  p.message = std::move(message);
-  p.line = node != nullptr ? Line(node) : 0;
-  p.path = node != nullptr ? NodePath(node) : "/";
-  p.document = "envelope";
-  return p;
-}
 
 Problem FileProblem(std::string code, std::string message, int ordinal, std::string path) {
   Problem p;
@@ -39,58 +28,21 @@ std::optional<std::string> DecodeBlob(const xmlNode* detail, std::size_t max_byt
                                       bool* malformed) {
   bool refused = false;
   if (Attr(detail, "ContentType") != "text/plain") {
-    problems->push_back(EnvelopeProblem("PSL-BLOB-CONTENTTYPE",
-                                        "Detail/@ContentType must be text/plain for an eFact file",
-                                        detail));
+    problems->push_back(
+        EnvelopeProblemAt("PSL-BLOB-CONTENTTYPE",
+                          "Detail/@ContentType must be text/plain for an eFact file", detail));
     refused = true;
   }
   // The schema default when the attribute is absent is "deflate" (types:Blob).
-  *encoding = HasAttr(detail, "ContentEncoding") ? Attr(detail, "ContentEncoding") : "deflate";
-  if (*encoding != "none" && *encoding != "deflate") {
-    problems->push_back(EnvelopeProblem(
-        "PSL-BLOB-ENCODING",
-        "Detail/@ContentEncoding must be none or deflate (deflate when absent)", detail));
+  if (!ReadBlobEncoding(detail, encoding, problems)) {
     refused = true;
   }
   if (refused) {
     return std::nullopt;
   }
-  StatusOr<std::string> raw = DecodeBase64(Content(detail));
-  if (!raw.ok()) {
-    problems->push_back(EnvelopeProblem(
-        "PSL-BLOB-BASE64",
-        "the Detail content must be base64 (A-Z a-z 0-9 + /, '=' padding only at the end)",
-        detail));
-    *malformed = true;
-    return std::nullopt;
-  }
-  if (*encoding == "none") {
-    if (raw->size() > max_bytes) {
-      problems->push_back(EnvelopeProblem(
-          "PSL-BLOB-SIZE", "the decoded Detail must not exceed the configured document size limit",
-          detail));
-      *malformed = true;
-      return std::nullopt;
-    }
-    return std::move(raw).value();
-  }
-  StatusOr<std::string> inflated = InflateRaw(*raw, max_bytes);
-  if (inflated.ok()) {
-    return std::move(inflated).value();
-  }
-  if (inflated.status().code() == StatusCode::kTooLarge) {
-    problems->push_back(EnvelopeProblem(
-        "PSL-BLOB-SIZE", "the inflated Detail must not exceed the configured document size limit",
-        detail));
-  } else {
-    problems->push_back(EnvelopeProblem(
-        "PSL-BLOB-DEFLATE",
-        "the Detail content must be one complete raw deflate stream (RFC 1951, no zlib or gzip "
-        "header) when ContentEncoding is deflate",
-        detail));
-  }
-  *malformed = true;
-  return std::nullopt;
+  std::optional<std::string> content = DecodeBlobContent(detail, *encoding, max_bytes, problems);
+  *malformed = !content.has_value();
+  return content;
 }
 
 // What the gateway rules need, read straight from the 350-character records (no checks): so the
@@ -155,7 +107,7 @@ void CheckSender(const xmlNode* root, const RawFacts& facts, std::vector<Problem
       continue;
     }
     if (TrimmedContent(value) != facts.sender_nihii) {
-      problems->push_back(EnvelopeProblem(
+      problems->push_back(EnvelopeProblemAt(
           "PSL-GENASYNC-SENDER",
           std::string("CommonInput/Origin/") + party +
               "/Nihii/Value must be the NIHII of the eFact file's sender (record 10 zone 14)",
@@ -271,7 +223,7 @@ StatusOr<GenAsyncPost> GenAsyncCodec::DecodeParsed(XmlDocPtr envelope,
   std::vector<Problem>& problems = report->problems;
   const xmlNode* root = xmlDocGetRootElement(envelope.get());
   if (!IsGenAsync(root)) {
-    problems.push_back(EnvelopeProblem(
+    problems.push_back(EnvelopeProblemAt(
         "PSL-FLOW-UNKNOWN",
         "the root element must be post in namespace " + std::string(kGenAsyncNamespace), root));
     return Summarise(StatusCode::kInvalid, problems);
@@ -279,11 +231,11 @@ StatusOr<GenAsyncPost> GenAsyncCodec::DecodeParsed(XmlDocPtr envelope,
   report->kind = "claim";
   report->flow = "efact";
   if (!IsElement(root, kGenAsyncNamespace, "post")) {
-    problems.push_back(EnvelopeProblem("PSL-GENASYNC-OPERATION",
-                                       "only the genasync post request is accepted from a "
-                                       "practice (get and confirm are the gateway's own calls to "
-                                       "the insurers)",
-                                       root));
+    problems.push_back(EnvelopeProblemAt("PSL-GENASYNC-OPERATION",
+                                         "only the genasync post request is accepted from a "
+                                         "practice (get and confirm are the gateway's own calls to "
+                                         "the insurers)",
+                                         root));
     return Summarise(StatusCode::kInvalid, problems);
   }
   report->operation = "post";
@@ -304,10 +256,11 @@ StatusOr<GenAsyncPost> GenAsyncCodec::DecodeParsed(XmlDocPtr envelope,
       report->kind = "amu";
     }
     if (post.message_name != kHcpfacMessageName && post.message_name != kMediPrimaMessageName) {
-      problems.push_back(EnvelopeProblem("PSL-GENASYNC-MESSAGENAME",
-                                         "Detail/@MessageName must be HCPFAC (third-party-payer "
-                                         "invoicing) or ECM-HCPFAC (urgent medical aid invoicing)",
-                                         detail));
+      problems.push_back(
+          EnvelopeProblemAt("PSL-GENASYNC-MESSAGENAME",
+                            "Detail/@MessageName must be HCPFAC (third-party-payer "
+                            "invoicing) or ECM-HCPFAC (urgent medical aid invoicing)",
+                            detail));
     } else {
       bytes = DecodeBlob(detail, limits_.max_bytes, &post.content_encoding, &problems, &malformed);
     }
@@ -329,7 +282,7 @@ StatusOr<GenAsyncPost> GenAsyncCodec::DecodeParsed(XmlDocPtr envelope,
 
   if (HasErrors(problems) || !file) {
     if (!HasErrors(problems)) {
-      problems.push_back(EnvelopeProblem("PSL-GENASYNC-DETAIL", "the post has no Detail", root));
+      problems.push_back(EnvelopeProblemAt("PSL-GENASYNC-DETAIL", "the post has no Detail", root));
     }
     return Summarise(malformed ? StatusCode::kMalformed : StatusCode::kInvalid, problems);
   }

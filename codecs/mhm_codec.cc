@@ -3,23 +3,12 @@
 #include <utility>
 
 #include "base/brussels_time.h"
-#include "codecs/base64.h"
-#include "codecs/deflate.h"
+#include "codecs/blob.h"
 #include "codecs/xades.h"
 #include "codecs/xml_util.h"
 
 namespace psl::codecs {
 namespace {
-
-Problem BlobProblem(std::string code, std::string message, const xmlNode* detail) {
-  Problem p;
-  p.code = std::move(code);
-  p.message = std::move(message);
-  p.line = Line(detail);
-  p.path = NodePath(detail);
-  p.document = "envelope";
-  return p;
-}
 
 // Decodes the Detail blob into the payload bytes. Appends problems and returns nullopt on failure;
 // *malformed tells whether the failure is about undecodable bytes (vs a refused attribute).
@@ -28,66 +17,28 @@ std::optional<std::string> DecodeBlob(const xmlNode* detail, std::size_t max_byt
                                       bool* malformed) {
   bool refused = false;
   if (Attr(detail, "ContentType") != "text/xml") {
-    problems->push_back(BlobProblem("PSL-BLOB-CONTENTTYPE",
-                                    "Detail/@ContentType must be text/xml for MHM", detail));
+    problems->push_back(EnvelopeProblemAt("PSL-BLOB-CONTENTTYPE",
+                                          "Detail/@ContentType must be text/xml for MHM", detail));
     refused = true;
   }
   // The schema default when the attribute is absent is "deflate" (BlobType).
-  *encoding = HasAttr(detail, "ContentEncoding") ? Attr(detail, "ContentEncoding") : "deflate";
-  if (*encoding != "none" && *encoding != "deflate") {
-    problems->push_back(BlobProblem("PSL-BLOB-ENCODING",
-                                    "Detail/@ContentEncoding must be none or deflate (deflate when "
-                                    "absent)",
-                                    detail));
+  if (!ReadBlobEncoding(detail, encoding, problems)) {
     refused = true;
   }
   if (HasAttr(detail, "ContentEncryption")) {
-    problems->push_back(BlobProblem("PSL-BLOB-ENCRYPTION",
-                                    "Detail/@ContentEncryption is not used by MHM: the Detail must "
-                                    "be the plain kmehr request",
-                                    detail));
+    problems->push_back(
+        EnvelopeProblemAt("PSL-BLOB-ENCRYPTION",
+                          "Detail/@ContentEncryption is not used by MHM: the Detail must "
+                          "be the plain kmehr request",
+                          detail));
     refused = true;
   }
   if (refused) {
     return std::nullopt;
   }
-
-  StatusOr<std::string> raw = DecodeBase64(Content(detail));
-  if (!raw.ok()) {
-    problems->push_back(BlobProblem(
-        "PSL-BLOB-BASE64",
-        "the Detail content must be base64 (A-Z a-z 0-9 + /, '=' padding only at the end)",
-        detail));
-    *malformed = true;
-    return std::nullopt;
-  }
-  if (*encoding == "none") {
-    if (raw->size() > max_bytes) {
-      problems->push_back(BlobProblem(
-          "PSL-BLOB-SIZE", "the decoded Detail must not exceed the configured document size limit",
-          detail));
-      *malformed = true;
-      return std::nullopt;
-    }
-    return std::move(raw).value();
-  }
-  StatusOr<std::string> inflated = InflateRaw(*raw, max_bytes);
-  if (inflated.ok()) {
-    return std::move(inflated).value();
-  }
-  if (inflated.status().code() == StatusCode::kTooLarge) {
-    problems->push_back(BlobProblem(
-        "PSL-BLOB-SIZE", "the inflated Detail must not exceed the configured document size limit",
-        detail));
-  } else {
-    problems->push_back(BlobProblem(
-        "PSL-BLOB-DEFLATE",
-        "the Detail content must be one complete raw deflate stream (RFC 1951, no zlib or gzip "
-        "header) when ContentEncoding is deflate",
-        detail));
-  }
-  *malformed = true;
-  return std::nullopt;
+  std::optional<std::string> content = DecodeBlobContent(detail, *encoding, max_bytes, problems);
+  *malformed = !content.has_value();
+  return content;
 }
 
 Status Summarise(StatusCode code, const std::vector<Problem>& problems) {

@@ -73,54 +73,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 }
 
 #ifdef PSL_FUZZ_REPLAY_MAIN
-#include <algorithm>
-#include <fstream>
-#include <iterator>
-#include <vector>
+#include "codecs/testing/fuzz_replay.h"
 
-namespace {
-
-int ReplayFile(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    std::fprintf(stderr, "mhm_fuzz_replay: cannot read %s\n", path.c_str());
-    return 1;
-  }
-  const std::vector<char> bytes((std::istreambuf_iterator<char>(in)),
-                                std::istreambuf_iterator<char>());
-  LLVMFuzzerTestOneInput(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size());
-  return 0;
-}
-
-}  // namespace
-
-// Usage: mhm_fuzz_replay FILE_OR_FOLDER...  Exit status 1 when an argument cannot be read or a
-// folder holds no file (a replay over nothing proves nothing).
+// Usage: mhm_fuzz_replay FILE_OR_FOLDER...
 int main(int argc, char** argv) {
-  int failures = 0;
-  std::size_t replayed = 0;
-  for (int i = 1; i < argc; ++i) {
-    const std::filesystem::path arg(argv[i]);
-    std::error_code ec;
-    if (std::filesystem::is_directory(arg, ec)) {
-      std::vector<std::filesystem::path> files;
-      for (const auto& entry : std::filesystem::recursive_directory_iterator(arg, ec)) {
-        if (entry.is_regular_file())
-          files.push_back(entry.path());
-      }
-      if (files.empty())
-        ++failures;
-      std::sort(files.begin(), files.end());
-      for (const auto& f : files) {
-        failures += ReplayFile(f);
-        ++replayed;
-      }
-    } else {
-      failures += ReplayFile(arg);
-      ++replayed;
-    }
-  }
-  std::printf("mhm_fuzz_replay: %zu input(s) replayed\n", replayed);
-  return failures == 0 && replayed > 0 ? 0 : 1;
+  return psl::codecs::testing::ReplayFuzzInputs("mhm_fuzz_replay", argc, argv);
 }
 #endif  // PSL_FUZZ_REPLAY_MAIN
