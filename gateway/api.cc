@@ -837,6 +837,11 @@ HttpResponse Api::Intake(const HttpRequest& request, const std::string& endpoint
   routing.patient_pseudonym = pseudonym;
   routing.sender_is_medical_house = true;
   StatusOr<Route> route = deps_.routing->Resolve(routing);
+  if (!route.ok() && route.status().code() == StatusCode::kUnavailable) {
+    ctx.error = route.status().ToString();
+    return ProblemResponse(
+        Status::Unavailable("the gateway cannot route the request now; retry later"));
+  }
   if (!route.ok()) {
     ctx.code = "PSL-ROUTE";
     const Json route_errors = OneError(ctx.code, route.status().message());

@@ -349,11 +349,9 @@ StatusOr<std::unique_ptr<App>> App::Start(const std::filesystem::path& config_fi
   }
   p.store = std::move(opened).value();
   store::RocksDbStore* member_registry = p.store.get();
-  p.routing = std::make_unique<RoutingTable>(
-      c, [member_registry](const std::string& pseudonym) -> std::optional<std::string> {
-        StatusOr<std::optional<std::string>> insurer = member_registry->MemberInsurer(pseudonym);
-        return insurer.ok() ? *insurer : std::nullopt;  // unreadable: as unknown (422)
-      });
+  p.routing = std::make_unique<RoutingTable>(c, [member_registry](const std::string& pseudonym) {
+    return member_registry->MemberInsurer(pseudonym);
+  });
 
   const std::size_t workers = c.server.worker_threads != 0
                                   ? c.server.worker_threads

@@ -64,8 +64,12 @@ StatusOr<Route> RoutingTable::ResolveDirect(const RoutingRequest& request) const
   }
   if (route.mutuality.empty() && routing_.member_registry && registry_ &&
       !request.patient_pseudonym.empty()) {
-    if (auto learned = registry_(request.patient_pseudonym)) {
-      route.mutuality = *learned;
+    StatusOr<std::optional<std::string>> learned = registry_(request.patient_pseudonym);
+    if (!learned.ok()) {
+      return Status::Unavailable("the member registry cannot be read now");
+    }
+    if (learned->has_value()) {
+      route.mutuality = **learned;
       route.source = "member-registry";
     }
   }

@@ -42,7 +42,9 @@ struct Route {
 };
 
 // pseudonym -> mutuality code, or nullopt when the registry has not learned this patient.
-using MemberRegistryLookup = std::function<std::optional<std::string>(const std::string&)>;
+// kUnavailable when the registry cannot be read now (the request gets 503, not 422).
+using MemberRegistryLookup =
+    std::function<StatusOr<std::optional<std::string>>(const std::string&)>;
 // (mutuality code, request) -> destination code to route to instead (e.g. 304 -> 300 for eFact),
 // or nullopt to keep it.
 using DestinationRule =

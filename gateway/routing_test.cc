@@ -131,11 +131,25 @@ TEST(RoutingTableTest, MutualityInTheMessageWinsOverTheMemberRegistry) {
 }
 
 TEST(RoutingTableTest, UnknownPatientWithoutMutualityCannotBeRouted) {
-  RoutingTable table(TableConfig(), [](const std::string&) { return std::nullopt; });
+  RoutingTable table(TableConfig(),
+                     [](const std::string&) { return std::optional<std::string>(); });
   auto route = table.Resolve(Enrolment("", "pseudo-2"));
   EXPECT_EQ(route.status().code(), StatusCode::kInvalid);
   EXPECT_THAT(route.status().message(), HasSubstr("insurer cannot be determined"));
   EXPECT_THAT(route.status().message(), HasSubstr("does not know the patient"));
+}
+
+TEST(RoutingTableTest, AnUnreadableRegistryIsUnavailableNotUnroutable) {
+  Config config = TableConfig();
+  config.insurers["mycarenet"] =
+      Insurer("mycarenet", {{MessageKind::kEnrolment, "https://hub/mhm"}});
+  config.routing.hub = "mycarenet";  // not a reason to send it to the hub either
+  RoutingTable table(config, [](const std::string&) -> StatusOr<std::optional<std::string>> {
+    return Status::Unavailable("disk");
+  });
+  auto route = table.Resolve(Enrolment("", "pseudo-3"));
+  EXPECT_EQ(route.status().code(), StatusCode::kUnavailable);
+  EXPECT_TRUE(table.Resolve(Enrolment("319", "pseudo-3")).ok());  // not asked: the message says
 }
 
 TEST(RoutingTableTest, RegistryIsNotAskedWhenSwitchedOff) {

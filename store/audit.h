@@ -37,7 +37,10 @@ struct AuditEvent {
   std::string payload_sha256;     // hex digest of the signed payload, when there is one
   std::string actor;              // "practice:<nihii>", "ops:<name>", "auditor:<name>", "gateway"
   std::string patient_pseudonym;  // hex HMAC-SHA256(pseudonym key, NISS); "" when no patient
-  std::int64_t time_ms = 0;       // Unix epoch milliseconds
+  // Unix epoch milliseconds. Stamped when the event is prepared (for "accepted": in the caller,
+  // before its commit waits in the group stage), so consecutive sequences may be a few
+  // milliseconds out of time order; queries and retention treat time as approximate order.
+  std::int64_t time_ms = 0;
   // Filled by AuditChain::Seal.
   std::uint64_t sequence = 0;  // 1, 2, 3 ... without gaps
   std::string prev_hash;       // hex; 64 zeros for the first event

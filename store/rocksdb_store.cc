@@ -1394,7 +1394,8 @@ StatusOr<PurgeResult> RocksDbStore::PurgeAudit(TimePoint cutoff) {
 
 Status RocksDbStore::WriteHealth() {
   if (needs_resume_) {
-    return Status::Unavailable("the store refuses writes after a failed write; reopen it");
+    return Status::Unavailable(
+        "the store refuses writes after a failed write; restart the gateway to reopen it");
   }
   return Status::Ok();
 }
