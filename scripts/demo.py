@@ -105,10 +105,16 @@ def main():
               % (pki, harness.AUDITOR_TOKEN, env.port))
         print("   curl --cacert %s/ca.pem https://127.0.0.1:%d/metrics" % (pki, env.ops_port))
         print("   config: %s/passerelle.toml   logs: %s/gateway.err" % (work, work))
+        def stop(signum, frame):
+            raise KeyboardInterrupt
+
+        # Explicit handlers: a shell that starts us in the background leaves SIGINT ignored.
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
         try:
             signal.pause()
         except KeyboardInterrupt:
-            pass
+            print("\n   stopping the gateway and the insurers", flush=True)
         return 0
     finally:
         env.stop()
