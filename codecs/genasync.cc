@@ -178,22 +178,7 @@ std::string CheckDestination(std::string_view message_name, const RawFacts& fact
 }
 
 Status Summarise(StatusCode code, const std::vector<Problem>& problems) {
-  std::size_t errors = 0;
-  const Problem* first = nullptr;
-  for (const Problem& p : problems) {
-    if (p.severity != Severity::kError) {
-      continue;
-    }
-    ++errors;
-    if (first == nullptr) {
-      first = &p;
-    }
-  }
-  std::string message = std::to_string(errors) + " problem(s) in the genasync post";
-  if (first != nullptr) {
-    message += "; first: " + first->code + " at " + first->path + " (" + first->document + ")";
-  }
-  return Status(code, std::move(message));
+  return SummariseProblems(code, problems, "the genasync post");
 }
 
 }  // namespace

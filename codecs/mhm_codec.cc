@@ -42,22 +42,7 @@ std::optional<std::string> DecodeBlob(const xmlNode* detail, std::size_t max_byt
 }
 
 Status Summarise(StatusCode code, const std::vector<Problem>& problems) {
-  std::size_t errors = 0;
-  const Problem* first = nullptr;
-  for (const Problem& p : problems) {
-    if (p.severity != Severity::kError) {
-      continue;
-    }
-    ++errors;
-    if (first == nullptr) {
-      first = &p;
-    }
-  }
-  std::string message = std::to_string(errors) + " problem(s) in the MHM request";
-  if (first != nullptr) {
-    message += "; first: " + first->code + " at " + first->path + " (" + first->document + ")";
-  }
-  return Status(code, std::move(message));
+  return SummariseProblems(code, problems, "the MHM request");
 }
 
 }  // namespace

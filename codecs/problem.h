@@ -9,8 +9,13 @@
 #ifndef PSL_CODECS_PROBLEM_H_
 #define PSL_CODECS_PROBLEM_H_
 
+#include <cstddef>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
+
+#include "base/status.h"
 
 namespace psl::codecs {
 
@@ -33,6 +38,29 @@ inline bool HasErrors(const std::vector<Problem>& problems) {
     }
   }
   return false;
+}
+
+// The Status a codec returns with its report: `code`, and a message counting the errors and
+// naming the first one's code, path and document ("3 problem(s) in the MHM request; first: 111 at
+// /... (detail)") — never a value from the message.
+inline Status SummariseProblems(StatusCode code, const std::vector<Problem>& problems,
+                                std::string_view what) {
+  std::size_t errors = 0;
+  const Problem* first = nullptr;
+  for (const Problem& p : problems) {
+    if (p.severity != Severity::kError) {
+      continue;
+    }
+    ++errors;
+    if (first == nullptr) {
+      first = &p;
+    }
+  }
+  std::string message = std::to_string(errors) + " problem(s) in " + std::string(what);
+  if (first != nullptr) {
+    message += "; first: " + first->code + " at " + first->path + " (" + first->document + ")";
+  }
+  return Status(code, std::move(message));
 }
 
 }  // namespace psl::codecs

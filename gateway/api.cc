@@ -382,6 +382,17 @@ std::optional<std::size_t> ParseLimit(const std::optional<std::string>& value) {
   return n;
 }
 
+// ?limit= (default kDefaultPageLimit) and ?cursor= of a paged listing; false for a bad limit.
+bool ParsePage(const HttpRequest& request, store::PageRequest* page) {
+  const std::optional<std::size_t> limit = ParseLimit(request.Query("limit"));
+  if (!limit) {
+    return false;
+  }
+  page->limit = *limit;
+  page->after = request.Query("cursor").value_or("");
+  return true;
+}
+
 Json DeliveryJson(const store::Delivery& d) {
   const bool pending =
       d.state != store::MessageState::kAnswered && d.state != store::MessageState::kDead;
@@ -1068,12 +1079,9 @@ HttpResponse Api::ListMessages(const HttpRequest& request, Context& ctx) {
     filter.accepted_from_ms = *ms;
   }
   store::PageRequest page;
-  const std::optional<std::size_t> limit = ParseLimit(request.Query("limit"));
-  if (!limit) {
+  if (!ParsePage(request, &page)) {
     return ProblemResponse(Status::Malformed("limit must be an integer from 1 to 1000"));
   }
-  page.limit = *limit;
-  page.after = request.Query("cursor").value_or("");
   StatusOr<store::MessagePage> listed = deps_.queue->List(principal->practice_nihii, filter, page);
   if (!listed.ok()) {
     return PageReadFailure(listed.status(), "listing", &ctx.error);
@@ -1091,12 +1099,9 @@ HttpResponse Api::ListDeadLetters(const HttpRequest& request, Context& ctx) {
     return denied;
   }
   store::PageRequest page;
-  const std::optional<std::size_t> limit = ParseLimit(request.Query("limit"));
-  if (!limit) {
+  if (!ParsePage(request, &page)) {
     return ProblemResponse(Status::Malformed("limit must be an integer from 1 to 1000"));
   }
-  page.limit = *limit;
-  page.after = request.Query("cursor").value_or("");
   StatusOr<store::DeadLetterPage> letters = deps_.queue->DeadLetters(page);
   if (!letters.ok()) {
     return PageReadFailure(letters.status(), "listing", &ctx.error);
@@ -1197,12 +1202,9 @@ HttpResponse Api::QueryAudit(const HttpRequest& request, Context& ctx) {
     }
   }
   store::PageRequest page;
-  const std::optional<std::size_t> limit = ParseLimit(request.Query("limit"));
-  if (!limit) {
+  if (!ParsePage(request, &page)) {
     return ProblemResponse(Status::Malformed("limit must be an integer from 1 to 1000"));
   }
-  page.limit = *limit;
-  page.after = request.Query("cursor").value_or("");
 
   // Audited before it runs: no audit record, no answer.
   store::AuditEvent event;
