@@ -17,39 +17,11 @@
 namespace psl::codecs {
 namespace {
 
+using mhm_test::Redated;
 using mhm_test::ReplaceAll;
 using std::chrono::seconds;
 
 constexpr char kSampleNiss[] = "90010100123";
-
-std::string IsoDate(std::chrono::year_month_day d) {
-  char buf[16];
-  std::snprintf(buf, sizeof(buf), "%04d-%02u-%02u", static_cast<int>(d.year()),
-                static_cast<unsigned>(d.month()), static_cast<unsigned>(d.day()));
-  return buf;
-}
-
-// `envelope` (a 2025-01-02 sample) moved to the clock's Brussels date: the test PKI is valid
-// from today only, so requests are re-dated rather than the clock set back. The agreement start
-// 2025-02-01 becomes the first day of next month.
-std::string Redated(std::string envelope, const Clock& clock) {
-  const std::chrono::year_month_day today = BrusselsToday(clock);
-  const std::string iso = IsoDate(today);
-  std::string compact = iso;
-  compact.erase(7, 1);
-  compact.erase(4, 1);
-  const std::chrono::year_month next =
-      std::chrono::year_month{today.year(), today.month()} + std::chrono::months{1};
-  const std::string start = IsoDate(next / std::chrono::day{1});
-  const std::string begin_tag = "<mcp:Detail";
-  const std::size_t open = envelope.find('>', envelope.find(begin_tag)) + 1;
-  const std::size_t close = envelope.find("</mcp:Detail>");
-  std::string detail = xades_test::Unbase64(std::string_view(envelope).substr(open, close - open));
-  detail = ReplaceAll(ReplaceAll(ReplaceAll(detail, "2025-02-01", start), "2025-01-02", iso),
-                      "20250102", compact);
-  envelope.replace(open, close - open, EncodeBase64(detail));
-  return ReplaceAll(envelope, "2025-01-02", iso);
-}
 
 class MhmResponseTest : public ::testing::Test {
  protected:

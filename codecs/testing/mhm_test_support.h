@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <memory>
@@ -12,6 +14,8 @@
 #include <string>
 #include <string_view>
 
+#include "base/brussels_time.h"
+#include "base/clock.h"
 #include "codecs/base64.h"
 #include "codecs/deflate.h"
 #include "codecs/schema_registry.h"
@@ -126,6 +130,45 @@ inline int LineOf(std::string_view text, std::string_view needle) {
     }
   }
   return line;
+}
+
+// "YYYY-MM-DD".
+inline std::string IsoDate(std::chrono::year_month_day d) {
+  char buf[16];
+  std::snprintf(buf, sizeof(buf), "%04d-%02u-%02u", static_cast<int>(d.year()),
+                static_cast<unsigned>(d.month()), static_cast<unsigned>(d.day()));
+  return buf;
+}
+
+// `envelope` (a 2025-01-02 sample) moved to the clock's Brussels date, for tests whose test PKI
+// is valid from today only (requests are re-dated rather than the clock set back): dates in the
+// envelope and in the decoded Detail, the agreement start 2025-02-01 becoming the first day of
+// next month; `edit` is applied to the decoded Detail before it is re-encoded.
+template <typename Edit>
+std::string Redated(std::string envelope, const Clock& clock, Edit edit) {
+  const std::chrono::year_month_day today = BrusselsToday(clock);
+  const std::string iso = IsoDate(today);
+  std::string compact = iso;
+  compact.erase(7, 1);
+  compact.erase(4, 1);
+  const std::chrono::year_month next =
+      std::chrono::year_month{today.year(), today.month()} + std::chrono::months{1};
+  const std::string start = IsoDate(next / std::chrono::day{1});
+  const std::size_t open = envelope.find('>', envelope.find("<mcp:Detail")) + 1;
+  const std::size_t close = envelope.find("</mcp:Detail>");
+  StatusOr<std::string> decoded =
+      DecodeBase64(std::string_view(envelope).substr(open, close - open));
+  EXPECT_TRUE(decoded.ok()) << "the sample's Detail is not base64";
+  std::string detail = decoded.ok() ? *decoded : std::string();
+  detail = ReplaceAll(ReplaceAll(ReplaceAll(detail, "2025-02-01", start), "2025-01-02", iso),
+                      "20250102", compact);
+  edit(detail);
+  envelope.replace(open, close - open, EncodeBase64(detail));
+  return ReplaceAll(envelope, "2025-01-02", iso);
+}
+
+inline std::string Redated(std::string envelope, const Clock& clock) {
+  return Redated(std::move(envelope), clock, [](std::string&) {});
 }
 
 }  // namespace psl::codecs::mhm_test

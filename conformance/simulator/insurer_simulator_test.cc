@@ -25,6 +25,7 @@ namespace {
 
 using codecs::MhmAnswer;
 using codecs::MhmOperation;
+using codecs::mhm_test::Redated;
 using codecs::mhm_test::ReplaceAll;
 using gateway::HttpRequest;
 using gateway::HttpResponse;
@@ -34,13 +35,6 @@ constexpr char kSampleId[] = "_a1b2c3d4-0000-4000-8000-000000000001";
 constexpr char kSampleNiss[] = "90010100123";
 constexpr char kOtherNiss[] = "85071412429";  // the conformance cancellation's patient
 
-std::string IsoDate(std::chrono::year_month_day d) {
-  char buf[16];
-  std::snprintf(buf, sizeof(buf), "%04d-%02u-%02u", static_cast<int>(d.year()),
-                static_cast<unsigned>(d.month()), static_cast<unsigned>(d.day()));
-  return buf;
-}
-
 std::string Header(const HttpResponse& r, const std::string& name) {
   for (const auto& [k, v] : r.headers) {
     if (k == name) {
@@ -48,30 +42,6 @@ std::string Header(const HttpResponse& r, const std::string& name) {
     }
   }
   return "";
-}
-
-// A request of the shared samples, moved to the clock's Brussels date (the test PKI is valid
-// from today only, so requests are re-dated rather than the clock set back), with `edit`
-// applied to the decoded kmehr Detail. The agreement start becomes the first of next month.
-template <typename Edit>
-std::string Redated(std::string envelope, const Clock& clock, Edit edit) {
-  const std::chrono::year_month_day today = BrusselsToday(clock);
-  const std::string iso = IsoDate(today);
-  std::string compact = iso;
-  compact.erase(7, 1);
-  compact.erase(4, 1);
-  const std::chrono::year_month next =
-      std::chrono::year_month{today.year(), today.month()} + std::chrono::months{1};
-  const std::string start = IsoDate(next / std::chrono::day{1});
-  const std::size_t open = envelope.find('>', envelope.find("<mcp:Detail")) + 1;
-  const std::size_t close = envelope.find("</mcp:Detail>");
-  std::string detail =
-      codecs::xades_test::Unbase64(std::string_view(envelope).substr(open, close - open));
-  detail = ReplaceAll(ReplaceAll(ReplaceAll(detail, "2025-02-01", start), "2025-01-02", iso),
-                      "20250102", compact);
-  edit(detail);
-  envelope.replace(open, close - open, codecs::EncodeBase64(detail));
-  return ReplaceAll(envelope, "2025-01-02", iso);
 }
 
 class InsurerSimulatorTest : public ::testing::Test {
