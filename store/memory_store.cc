@@ -1,7 +1,9 @@
 #include "store/memory_store.h"
 
 #include <algorithm>
+#include <cstdlib>
 
+#include "base/digest.h"
 #include "store/store_internal.h"
 
 namespace psl::store {
@@ -256,7 +258,101 @@ StatusOr<std::vector<StoredAnswer>> MemoryStore::Answers(std::string_view id) {
        it != answers_.end() && it->first.first == id; ++it) {
     out.push_back(it->second);
   }
+  for (auto it = returns_.lower_bound({std::string(id), 0});
+       it != returns_.end() && it->first.first == id; ++it) {
+    out.push_back(it->second.answer);
+  }
   return out;
+}
+
+StatusOr<ReturnOutcome> MemoryStore::RecordReturn(NewReturn r) {
+  if (r.destination.empty() || r.mailbox_key.empty()) {
+    return Status::Invalid("a return needs a destination and a mailbox key");
+  }
+  auto has_nul = [](const std::string& s) {
+    return s.find('\0') != std::string::npos;
+  };
+  if (has_nul(r.destination) || has_nul(r.mailbox_key) || has_nul(r.message_id) ||
+      has_nul(r.practice_nihii)) {
+    return Status::Invalid("a return's destination, mailbox key or message id holds a NUL byte");
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  PSL_MEMORY_STORE_WRITABLE();
+  if (!return_keys_.insert({r.destination, r.mailbox_key}).second) {
+    return ReturnOutcome::kDuplicate;
+  }
+  const std::int64_t now_ms = ToEpochMs(clock_->Now());
+  const MessageRecord* record = nullptr;
+  std::string reason;
+  if (r.message_id.empty()) {
+    reason = "no-reference";
+  } else if (auto it = messages_.find(r.message_id); it == messages_.end()) {
+    reason = "unknown-message";
+  } else if (FindDelivery(it->second, r.destination) == nullptr) {
+    reason = "destination-mismatch";
+  } else if (!r.practice_nihii.empty() && it->second.practice_nihii != r.practice_nihii) {
+    reason = "practice-mismatch";
+  } else {
+    record = &it->second;
+  }
+  std::vector<std::string> codes;
+  if (!reason.empty()) {
+    codes = {"orphan", reason};
+  }
+  codes.push_back(r.answer.decision);
+  codes.insert(codes.end(), r.answer.codes.begin(), r.answer.codes.end());
+  AuditEvent event;
+  if (record != nullptr) {
+    event = EventFor(*record, "return-received", r.destination, std::move(codes),
+                     "insurer:" + r.destination);
+  } else {
+    event.kind = "return-received";
+    event.practice_nihii = r.practice_nihii;
+    event.insurer = r.destination;
+    event.outcome_codes = std::move(codes);
+    event.actor = "insurer:" + r.destination;
+    event.time_ms = now_ms;
+  }
+  event.payload_sha256 = Sha256Hex(r.answer.document);
+  const AuditEvent sealed = SealLocked(std::move(event));
+  OrphanReturn stored;
+  stored.claimed_message_id = r.message_id;
+  stored.reason = reason;
+  stored.answer.message_id = record != nullptr ? r.message_id : "";
+  stored.answer.destination = r.destination;
+  stored.answer.document = std::move(r.answer.document);
+  stored.answer.decision = std::move(r.answer.decision);
+  stored.answer.codes = std::move(r.answer.codes);
+  stored.answer.insurer_reference = std::move(r.answer.insurer_reference);
+  stored.answer.received_ms = now_ms;
+  stored.answer.mailbox_key = r.mailbox_key;
+  returns_[{stored.answer.message_id, sealed.sequence}] = std::move(stored);
+  return ReturnOutcome::kRecorded;
+}
+
+StatusOr<OrphanReturnPage> MemoryStore::OrphanReturns(const PageRequest& page) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const std::size_t limit = ClampLimit(page.limit, 1000);
+  std::uint64_t after = 0;
+  if (!page.after.empty()) {
+    char* end = nullptr;
+    after = std::strtoull(page.after.c_str(), &end, 10);
+    if (end == nullptr || *end != '\0') {
+      return Status::Malformed("the page cursor is not valid for this listing");
+    }
+  }
+  OrphanReturnPage result;
+  std::uint64_t last = 0;
+  for (auto it = returns_.upper_bound({"", after}); it != returns_.end() && it->first.first.empty();
+       ++it) {
+    if (result.returns.size() == limit) {
+      result.next_cursor = std::to_string(last);
+      break;
+    }
+    result.returns.push_back(it->second);
+    last = it->first.second;
+  }
+  return result;
 }
 
 StatusOr<MessagePage> MemoryStore::List(std::string_view practice_nihii,

@@ -45,6 +45,8 @@ class MemoryStore final : public DurableQueue, public AuditLog {
   StatusOr<QueueStats> Stats(std::string_view destination) override;
   StatusOr<std::optional<std::string>> MemberInsurer(std::string_view patient_pseudonym) override;
   StatusOr<PurgeResult> PurgeDelivered(TimePoint now) override;
+  StatusOr<ReturnOutcome> RecordReturn(NewReturn r) override;
+  StatusOr<OrphanReturnPage> OrphanReturns(const PageRequest& page) override;
 
   StatusOr<AuditEvent> Append(AuditEvent event) override;
   StatusOr<AuditPage> Query(const AuditQuery& query, const PageRequest& page) override;
@@ -73,7 +75,10 @@ class MemoryStore final : public DurableQueue, public AuditLog {
   std::map<std::pair<std::string, std::string>, StoredAnswer> answers_;  // (id, destination)
   std::map<std::string, std::string> members_;  // patient pseudonym -> insurer (member registry)
   std::map<std::pair<std::string, std::string>, store::DeadLetter> dead_letters_;
-  std::map<std::uint64_t, std::string> audit_;  // sequence -> encoded event
+  // (linked message id or "" for an orphan, audit sequence of its event) -> the return.
+  std::map<std::pair<std::string, std::uint64_t>, OrphanReturn> returns_;
+  std::set<std::pair<std::string, std::string>> return_keys_;  // (destination, mailbox key)
+  std::map<std::uint64_t, std::string> audit_;                 // sequence -> encoded event
   AuditChain chain_{AuditHead{}};
 };
 

@@ -46,13 +46,18 @@ enum Cf : std::size_t {
   kMeta,              // format_version, key_check, audit_head, audit_anchor
   kPracticeIndex,     // practice \0 BE64(INT64_MAX - accepted ms) \0 id -> ""
   kMembers,           // patient pseudonym -> insurer that accepted it (member registry)
+  // Returns (RecordReturn): message id \0 BE64(sequence) for a linked return, \0 BE64(sequence)
+  // for an orphan (ids are never empty) -> JSON header \0 sealed document. The sequence is that of
+  // the return's "return-received" audit event: store-wide recording order.
+  kReturns,
+  kReturnKeys,  // destination \0 mailbox key -> {"message_id", "sequence"} (idempotency)
   kCfCount,
 };
 
 constexpr const char* kCfNames[kCfCount] = {
     "default", "messages",       "payloads", "queue",       "idempotency",
     "answers", "dead_letters",   "audit",    "audit_index", "audit_checkpoints",
-    "meta",    "practice_index", "members",
+    "meta",    "practice_index", "members",  "returns",     "return_keys",
 };
 
 constexpr std::string_view kFormatVersion = "1";
@@ -164,6 +169,49 @@ std::string AnswerAad(std::string_view id, std::string_view destination) {
   return Join({id, "answer", destination});
 }
 
+// A return's document is bound to its idempotency identity (unique, known before the stage).
+std::string ReturnAad(std::string_view destination, std::string_view mailbox_key) {
+  return Join({"return", destination, mailbox_key});
+}
+
+std::string ReturnKey(std::string_view message_id, std::uint64_t sequence) {
+  std::string key = Join({message_id, ""});
+  key += BigEndian64(sequence);
+  return key;
+}
+
+// Decodes a kReturns value into `answer` (message_id and the header's fields).
+Status DecodeReturn(const PayloadCipher& cipher, std::string_view value, StoredAnswer* answer,
+                    std::string* claimed_message_id, std::string* reason) {
+  std::size_t nul = value.find('\0');
+  if (nul == std::string_view::npos) {
+    return Status::Internal("a stored return has no header");
+  }
+  StatusOr<json> header = DecodeJson(value.substr(0, nul), "return");
+  if (!header.ok()) {
+    return header.status();
+  }
+  try {
+    answer->destination = header->at("destination").get<std::string>();
+    answer->mailbox_key = header->at("mailbox_key").get<std::string>();
+    answer->decision = header->at("decision").get<std::string>();
+    answer->codes = header->at("codes").get<std::vector<std::string>>();
+    answer->insurer_reference = header->at("insurer_reference").get<std::string>();
+    answer->received_ms = header->at("received_ms").get<std::int64_t>();
+    *claimed_message_id = header->at("message_id").get<std::string>();
+    *reason = header->value("orphan", "");
+  } catch (const json::exception&) {
+    return Status::Internal("a stored return misses a field");
+  }
+  StatusOr<std::string> document =
+      cipher.Open(value.substr(nul + 1), ReturnAad(answer->destination, answer->mailbox_key));
+  if (!document.ok()) {
+    return Status::Internal("a stored return does not decrypt");
+  }
+  answer->document = std::move(document).value();
+  return Status::Ok();
+}
+
 StatusOr<std::uint64_t> StatvfsFreeBytes(const std::filesystem::path& path) {
   struct statvfs info {};
   if (::statvfs(path.c_str(), &info) != 0) {
@@ -204,6 +252,15 @@ class RocksDbStore::GroupContext {
   std::int64_t now_ms() const { return now_ms_; }
   const PayloadCipher& cipher() const { return *store_->cipher_; }
   rocksdb::WriteBatchWithIndex& batch() { return batch_; }
+
+  // Operations report every queue entry they add or remove (for Stats); rolled back with them.
+  void QueueAdded(std::string_view destination, std::int64_t accepted_ms) {
+    deltas_.push_back({std::string(destination), accepted_ms, +1});
+  }
+  void QueueRemoved(std::string_view destination, std::int64_t accepted_ms) {
+    deltas_.push_back({std::string(destination), accepted_ms, -1});
+  }
+  std::vector<QueueDelta>& deltas() { return deltas_; }
 
   // Sets *found; kUnavailable/kInternal on a read error.
   Status Get(Cf cf, std::string_view key, std::string* value, bool* found) {
@@ -282,6 +339,7 @@ class RocksDbStore::GroupContext {
   AuditChain* chain_;
   rocksdb::WriteBatchWithIndex batch_;
   std::int64_t now_ms_;
+  std::vector<QueueDelta> deltas_;
 };
 
 StatusOr<std::unique_ptr<RocksDbStore>> RocksDbStore::Open(RocksDbStoreOptions options) {
@@ -338,9 +396,27 @@ StatusOr<std::unique_ptr<RocksDbStore>> RocksDbStore::Open(RocksDbStoreOptions o
   lookup_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table_options));
   lookup_options.memtable_whole_key_filtering = true;
   lookup_options.memtable_prefix_bloom_size_ratio = 0.02;
+  // A read-only open cannot create the column families added after format version 1 (a
+  // read-write Open does): a missing one of those reads as empty (null handle). Any other missing
+  // column family still fails the open (a store half-made by a crash during creation).
+  auto added_later = [](std::size_t cf) {
+    return cf == kReturns || cf == kReturnKeys;
+  };
+  std::vector<std::string> existing;
+  if (options.read_only &&
+      !rocksdb::DB::ListColumnFamilies(db_options, options.path.string(), &existing).ok()) {
+    existing.clear();  // no DB there: OpenForReadOnly below reports it
+  }
+  std::vector<std::size_t> opened_cfs;  // Cf of each descriptor
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   for (std::size_t i = 0; i < kCfCount; ++i) {
-    const bool lookups = i == kMessages || i == kIdempotency || i == kPayloads || i == kAnswers;
+    if (added_later(i) && !existing.empty() &&
+        std::find(existing.begin(), existing.end(), kCfNames[i]) == existing.end()) {
+      continue;
+    }
+    opened_cfs.push_back(i);
+    const bool lookups =
+        i == kMessages || i == kIdempotency || i == kPayloads || i == kAnswers || i == kReturnKeys;
     rocksdb::ColumnFamilyOptions options_i = lookups ? lookup_options : cf_options;
     if (i == kAudit || i == kAuditCheckpoints) {
       options_i.memtable_insert_with_hint_prefix_extractor =
@@ -352,11 +428,18 @@ StatusOr<std::unique_ptr<RocksDbStore>> RocksDbStore::Open(RocksDbStoreOptions o
     descriptors.emplace_back(kCfNames[i], options_i);
   }
   rocksdb::DB* raw = nullptr;
-  rocksdb::Status s = options.read_only
-                          ? rocksdb::DB::OpenForReadOnly(db_options, options.path.string(),
-                                                         descriptors, &store->handles_, &raw)
-                          : rocksdb::DB::Open(db_options, options.path.string(), descriptors,
-                                              &store->handles_, &raw);
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::Status s =
+      options.read_only
+          ? rocksdb::DB::OpenForReadOnly(db_options, options.path.string(), descriptors, &handles,
+                                         &raw)
+          : rocksdb::DB::Open(db_options, options.path.string(), descriptors, &handles, &raw);
+  if (s.ok()) {
+    store->handles_.assign(kCfCount, nullptr);
+    for (std::size_t i = 0; i < handles.size() && i < opened_cfs.size(); ++i) {
+      store->handles_[opened_cfs[i]] = handles[i];
+    }
+  }
   if (!s.ok()) {
     if (s.IsIOError()) {
       return FromRocks(s, "opening the store");
@@ -449,13 +532,48 @@ StatusOr<std::unique_ptr<RocksDbStore>> RocksDbStore::Open(RocksDbStoreOptions o
   if (it->Valid()) {
     store->last_checkpoint_sequence_ = ReadBigEndian64(View(it->key()));
   }
+  PSL_RETURN_IF_ERROR(store->LoadQueueCounters());
   return store;
+}
+
+Status RocksDbStore::LoadQueueCounters() {
+  // One scan of the queue (and a record read per entry for its accepted time); from here on the
+  // commit stage keeps the counters current.
+  std::map<std::string, DestinationCounters, std::less<>> counters;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), handles_[kQueue]));
+  std::string record_value;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    std::string_view key = View(it->key());
+    const std::size_t nul = key.find('\0');
+    if (nul == std::string_view::npos || key.size() < nul + 10) {
+      return Status::Internal("a queue key is malformed");
+    }
+    const std::string_view id = key.substr(nul + 10);
+    DestinationCounters& c = counters[std::string(key.substr(0, nul))];
+    ++c.depth;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), handles_[kMessages], id, &record_value);
+    if (s.IsNotFound()) {
+      continue;  // counted without an age, as ScanStats does (never written so by this store)
+    }
+    PSL_RETURN_IF_ERROR(FromRocks(s, "reading a queued message"));
+    StatusOr<MessageRecord> record = DecodeRecord(record_value);
+    if (!record.ok()) {
+      return record.status();
+    }
+    ++c.accepted[record->accepted_ms];
+  }
+  PSL_RETURN_IF_ERROR(FromRocks(it->status(), "scanning the queue"));
+  std::lock_guard<std::mutex> lock(queue_stats_mu_);
+  queue_stats_ = std::move(counters);
+  return Status::Ok();
 }
 
 RocksDbStore::~RocksDbStore() {
   if (db_) {
     for (rocksdb::ColumnFamilyHandle* h : handles_) {
-      db_->DestroyColumnFamilyHandle(h);
+      if (h != nullptr) {
+        db_->DestroyColumnFamilyHandle(h).PermitUncheckedError();
+      }
     }
     handles_.clear();
     db_->Close().PermitUncheckedError();
@@ -573,6 +691,7 @@ Status RocksDbStore::WriteGroup(std::vector<Writer*>& group, bool* wrote) {
       continue;
     }
     const AuditHead before = chain_.head();
+    const std::size_t deltas_before = ctx.deltas().size();
     ctx.batch().SetSavePoint();
     member->status = member->op(ctx);
     if (member->status.ok()) {
@@ -581,6 +700,7 @@ Status RocksDbStore::WriteGroup(std::vector<Writer*>& group, bool* wrote) {
     } else {
       ctx.batch().RollbackToSavePoint().PermitUncheckedError();
       chain_.Reset(before);
+      ctx.deltas().resize(deltas_before);
     }
   }
   // Nothing to make durable (only refusals, duplicates of earlier groups, or nothing due): every
@@ -625,7 +745,38 @@ Status RocksDbStore::WriteGroup(std::vector<Writer*>& group, bool* wrote) {
       head.sequence >= last_checkpoint_sequence_ + options_.checkpoint_every_events) {
     last_checkpoint_sequence_ = head.sequence;
   }
+  // Synced: the counters follow (before any member returns, so a caller sees its own change).
+  if (!ctx.deltas().empty()) {
+    std::lock_guard<std::mutex> lock(queue_stats_mu_);
+    for (const QueueDelta& delta : ctx.deltas()) {
+      ApplyQueueDeltaLocked(delta);
+    }
+  }
   return Status::Ok();
+}
+
+void RocksDbStore::ApplyQueueDeltaLocked(const QueueDelta& delta) {
+  if (delta.change > 0) {
+    DestinationCounters& counters = queue_stats_[delta.destination];
+    ++counters.depth;
+    ++counters.accepted[delta.accepted_ms];
+    return;
+  }
+  auto it = queue_stats_.find(delta.destination);
+  if (it == queue_stats_.end()) {
+    return;  // not counted (cannot happen: every removed entry was added or scanned)
+  }
+  DestinationCounters& counters = it->second;
+  if (counters.depth > 0) {
+    --counters.depth;
+  }
+  auto accepted = counters.accepted.find(delta.accepted_ms);
+  if (accepted != counters.accepted.end() && --accepted->second == 0) {
+    counters.accepted.erase(accepted);
+  }
+  if (counters.depth == 0) {
+    queue_stats_.erase(it);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -691,6 +842,9 @@ StatusOr<CommitResult> RocksDbStore::Commit(NewMessage message) {
     PSL_RETURN_IF_ERROR(ctx.Put(kPayloads, message.id, *sealed));  // LeaseNext reads it
     for (const std::string& key : queue_keys) {
       PSL_RETURN_IF_ERROR(ctx.Put(kQueue, key, ""));
+    }
+    for (const Delivery& d : record.deliveries) {
+      ctx.QueueAdded(d.destination, record.accepted_ms);
     }
     if (!idempotency_key.empty()) {
       PSL_RETURN_IF_ERROR(ctx.Put(kIdempotency, idempotency_key, idempotency_value));
@@ -844,6 +998,7 @@ Status RocksDbStore::Ack(const Lease& lease, NewAnswer answer) {
     value.push_back('\0');
     value += *sealed;
     PSL_RETURN_IF_ERROR(ctx.Delete(kQueue, queue_key));
+    ctx.QueueRemoved(lease.destination, record.accepted_ms);
     PSL_RETURN_IF_ERROR(ctx.Put(kAnswers, Join({lease.message_id, lease.destination}), value));
     PSL_RETURN_IF_ERROR(ctx.PutRecord(record));
     std::vector<std::string> codes{answer.decision};
@@ -889,6 +1044,7 @@ Status RocksDbStore::DeadLetter(const Lease& lease, std::string_view reason) {
     UpdateAggregate(record, ctx.now_ms());
     json letter = {{"reason", reason}, {"time_ms", ctx.now_ms()}};
     PSL_RETURN_IF_ERROR(ctx.Delete(kQueue, queue_key));
+    ctx.QueueRemoved(lease.destination, record.accepted_ms);
     PSL_RETURN_IF_ERROR(
         ctx.Put(kDeadLetters, Join({lease.message_id, lease.destination}), EncodeJson(letter)));
     PSL_RETURN_IF_ERROR(ctx.PutRecord(record));
@@ -922,6 +1078,7 @@ Status RocksDbStore::Replay(std::string_view id, std::string_view actor) {
     for (Delivery* d : dead) {
       PSL_RETURN_IF_ERROR(ctx.Delete(kDeadLetters, Join({id, d->destination})));
       PSL_RETURN_IF_ERROR(ctx.Put(kQueue, QueueKey(d->destination, ctx.now_ms(), id), ""));
+      ctx.QueueAdded(d->destination, record->accepted_ms);
       d->state = MessageState::kQueued;
       d->next_attempt_ms = ctx.now_ms();
       insurers += (insurers.empty() ? "" : ",") + d->destination;
@@ -931,6 +1088,152 @@ Status RocksDbStore::Replay(std::string_view id, std::string_view actor) {
     return ctx.Seal(EventFor(*record, "replayed", insurers, {}, std::string(actor), ctx.now_ms()))
         .status();
   });
+}
+
+namespace {
+
+Status ValidateReturn(const NewReturn& r) {
+  if (r.destination.empty() || r.mailbox_key.empty()) {
+    return Status::Invalid("a return needs a destination and a mailbox key");
+  }
+  auto has_nul = [](const std::string& s) {
+    return s.find('\0') != std::string::npos;
+  };
+  if (has_nul(r.destination) || has_nul(r.mailbox_key) || has_nul(r.message_id) ||
+      has_nul(r.practice_nihii)) {
+    return Status::Invalid("a return's destination, mailbox key or message id holds a NUL byte");
+  }
+  return Status::Ok();
+}
+
+// Why a return cannot be linked to `record` ("" = it can); `record` null when unknown.
+std::string OrphanReason(const NewReturn& r, MessageRecord* record) {
+  if (r.message_id.empty()) {
+    return "no-reference";
+  }
+  if (record == nullptr) {
+    return "unknown-message";
+  }
+  if (FindDelivery(*record, r.destination) == nullptr) {
+    return "destination-mismatch";
+  }
+  if (!r.practice_nihii.empty() && record->practice_nihii != r.practice_nihii) {
+    return "practice-mismatch";
+  }
+  return "";
+}
+
+}  // namespace
+
+StatusOr<ReturnOutcome> RocksDbStore::RecordReturn(NewReturn r) {
+  PSL_RETURN_IF_ERROR(ValidateReturn(r));
+  StatusOr<std::string> sealed =
+      cipher_->Seal(r.answer.document, ReturnAad(r.destination, r.mailbox_key));
+  if (!sealed.ok()) {
+    return sealed.status();
+  }
+  const std::string document_sha256 = Sha256Hex(r.answer.document);
+  const std::string idempotency_key = Join({r.destination, r.mailbox_key});
+  ReturnOutcome outcome = ReturnOutcome::kRecorded;
+  Status status = Submit(true, [&](GroupContext& ctx) -> Status {
+    // Reads through the batch: a second call with the same key in this group is a duplicate.
+    std::string value;
+    bool found = false;
+    PSL_RETURN_IF_ERROR(ctx.Get(kReturnKeys, idempotency_key, &value, &found));
+    if (found) {
+      outcome = ReturnOutcome::kDuplicate;
+      return Status::Ok();
+    }
+    outcome = ReturnOutcome::kRecorded;
+    std::optional<MessageRecord> record;
+    if (!r.message_id.empty()) {
+      StatusOr<MessageRecord> loaded = ctx.GetRecord(r.message_id);
+      if (loaded.ok()) {
+        record = std::move(loaded).value();
+      } else if (loaded.status().code() != StatusCode::kNotFound) {
+        return loaded.status();
+      }
+    }
+    const std::string reason = OrphanReason(r, record ? &*record : nullptr);
+    std::vector<std::string> codes;
+    if (!reason.empty()) {
+      codes = {"orphan", reason};
+    }
+    codes.push_back(r.answer.decision);
+    codes.insert(codes.end(), r.answer.codes.begin(), r.answer.codes.end());
+    AuditEvent event;
+    if (reason.empty()) {
+      event = EventFor(*record, "return-received", r.destination, std::move(codes),
+                       "insurer:" + r.destination, ctx.now_ms());
+    } else {
+      event.kind = "return-received";
+      event.practice_nihii = r.practice_nihii;
+      event.insurer = r.destination;
+      event.outcome_codes = std::move(codes);
+      event.actor = "insurer:" + r.destination;
+      event.time_ms = ctx.now_ms();
+    }
+    event.payload_sha256 = document_sha256;
+    StatusOr<AuditEvent> sealed_event = ctx.Seal(std::move(event));
+    if (!sealed_event.ok()) {
+      return sealed_event.status();
+    }
+    const std::uint64_t sequence = sealed_event->sequence;
+    const std::string linked_id = reason.empty() ? r.message_id : std::string();
+    json header = {
+        {"destination", r.destination}, {"mailbox_key", r.mailbox_key},
+        {"message_id", r.message_id},   {"decision", r.answer.decision},
+        {"codes", r.answer.codes},      {"insurer_reference", r.answer.insurer_reference},
+        {"received_ms", ctx.now_ms()}};
+    if (!reason.empty()) {
+      header["orphan"] = reason;
+    }
+    std::string stored = EncodeJson(header);
+    stored.push_back('\0');
+    stored += *sealed;
+    PSL_RETURN_IF_ERROR(ctx.PutUnindexed(kReturns, ReturnKey(linked_id, sequence), stored));
+    return ctx.Put(kReturnKeys, idempotency_key,
+                   EncodeJson({{"message_id", linked_id}, {"sequence", sequence}}));
+  });
+  if (!status.ok()) {
+    return status;
+  }
+  return outcome;
+}
+
+StatusOr<OrphanReturnPage> RocksDbStore::OrphanReturns(const PageRequest& page) {
+  const std::size_t limit = ClampLimit(page.limit, 1000);
+  const std::string prefix = Join({"", ""});
+  std::string start = prefix;
+  if (!page.after.empty()) {
+    if (!HexDecode(page.after, &start) || !StartsWith(start, prefix)) {
+      return Status::Malformed("the page cursor is not valid for this listing");
+    }
+  }
+  OrphanReturnPage result;
+  if (handles_[kReturns] == nullptr) {
+    return result;  // read-only view of a store that never recorded a return
+  }
+  std::string last_key;
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(rocksdb::ReadOptions(), handles_[kReturns]));
+  it->Seek(start);
+  if (!page.after.empty() && it->Valid() && View(it->key()) == start) {
+    it->Next();
+  }
+  for (; it->Valid() && StartsWith(it->key(), prefix); it->Next()) {
+    if (result.returns.size() == limit) {
+      result.next_cursor = HexEncode(last_key);
+      break;
+    }
+    OrphanReturn orphan;
+    PSL_RETURN_IF_ERROR(DecodeReturn(*cipher_, View(it->value()), &orphan.answer,
+                                     &orphan.claimed_message_id, &orphan.reason));
+    result.returns.push_back(std::move(orphan));
+    last_key = std::string(View(it->key()));
+  }
+  PSL_RETURN_IF_ERROR(FromRocks(it->status(), "listing orphan returns"));
+  return result;
 }
 
 StatusOr<MessageRecord> RocksDbStore::Get(std::string_view id) {
@@ -994,6 +1297,21 @@ StatusOr<std::vector<StoredAnswer>> RocksDbStore::Answers(std::string_view id) {
     answers.push_back(std::move(answer));
   }
   PSL_RETURN_IF_ERROR(FromRocks(it->status(), "reading answers"));
+  if (handles_[kReturns] == nullptr) {
+    return answers;  // read-only view of a store that never recorded a return
+  }
+  std::unique_ptr<rocksdb::Iterator> returns(
+      db_->NewIterator(rocksdb::ReadOptions(), handles_[kReturns]));
+  for (returns->Seek(prefix); returns->Valid() && StartsWith(returns->key(), prefix);
+       returns->Next()) {
+    StoredAnswer answer;
+    std::string claimed;
+    std::string reason;
+    PSL_RETURN_IF_ERROR(DecodeReturn(*cipher_, View(returns->value()), &answer, &claimed, &reason));
+    answer.message_id = std::string(id);
+    answers.push_back(std::move(answer));
+  }
+  PSL_RETURN_IF_ERROR(FromRocks(returns->status(), "reading returns"));
   return answers;
 }
 
@@ -1090,6 +1408,19 @@ StatusOr<DeadLetterPage> RocksDbStore::DeadLetters(const PageRequest& page) {
 }
 
 StatusOr<QueueStats> RocksDbStore::Stats(std::string_view destination) {
+  QueueStats stats;
+  std::lock_guard<std::mutex> lock(queue_stats_mu_);
+  auto it = queue_stats_.find(destination);
+  if (it != queue_stats_.end()) {
+    stats.depth = it->second.depth;
+    if (!it->second.accepted.empty()) {
+      stats.oldest_accepted_ms = it->second.accepted.begin()->first;
+    }
+  }
+  return stats;
+}
+
+StatusOr<QueueStats> RocksDbStore::ScanStats(std::string_view destination) {
   QueueStats stats;
   const std::string prefix = QueuePrefix(destination);
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), handles_[kQueue]));

@@ -7,6 +7,10 @@
 // reserve, writes the batch once with sync and wakes each caller with its own result. On a write
 // error every operation of the group gets kUnavailable and the audit head is rolled back.
 //
+// Stats(destination) reads in-memory counters (O(log destinations)): built by one scan of the
+// queue at Open (a record read per queued entry) and updated by the leader after each synced
+// batch, so they describe synced state only. ScanStats gives the same answer by a full scan.
+//
 // Thread-safety: all public methods are thread-safe. Ownership: the store owns the DB; the options'
 // clock and checkpoint identity are borrowed and must outlive the store.
 #ifndef PSL_STORE_ROCKSDB_STORE_H_
@@ -19,6 +23,7 @@
 #include <deque>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -126,6 +131,8 @@ class RocksDbStore final : public DurableQueue, public AuditLog {
   StatusOr<QueueStats> Stats(std::string_view destination) override;
   StatusOr<std::optional<std::string>> MemberInsurer(std::string_view patient_pseudonym) override;
   StatusOr<PurgeResult> PurgeDelivered(TimePoint now) override;
+  StatusOr<ReturnOutcome> RecordReturn(NewReturn r) override;
+  StatusOr<OrphanReturnPage> OrphanReturns(const PageRequest& page) override;
 
   // AuditLog.
   StatusOr<AuditEvent> Append(AuditEvent event) override;
@@ -141,6 +148,10 @@ class RocksDbStore final : public DurableQueue, public AuditLog {
                    const std::function<bool(std::string_view)>& checkpoint_fn);
 
   CommitStageStats commit_stats();
+
+  // Stats(destination) computed by a full scan of the queue and the records (O(queue depth)):
+  // the reference the in-memory counters behind Stats are tested against; diagnostics only.
+  StatusOr<QueueStats> ScanStats(std::string_view destination);
 
   // kUnavailable while the last write failed and RocksDB has not resumed (for readiness). RocksDB
   // 7.8 does not resume after a failed WAL sync: the store then refuses every write until it is
@@ -158,6 +169,13 @@ class RocksDbStore final : public DurableQueue, public AuditLog {
   // Implementation detail (rocksdb_store.cc): one queued write and the leader's group context.
   struct Writer;
   class GroupContext;
+  // One queue entry added (+1) or removed (-1) by an operation, applied to the counters behind
+  // Stats only once the batch holding it is synced.
+  struct QueueDelta {
+    std::string destination;
+    std::int64_t accepted_ms = 0;
+    int change = 0;
+  };
 
  private:
   RocksDbStore() = default;
@@ -167,6 +185,10 @@ class RocksDbStore final : public DurableQueue, public AuditLog {
   // Runs the group's operations and writes their batch; *wrote is false when there was nothing
   // to write. A non-OK status has already been given to every member.
   Status WriteGroup(std::vector<Writer*>& group, bool* wrote);
+  // Requires queue_stats_mu_.
+  void ApplyQueueDeltaLocked(const QueueDelta& delta);
+  // Builds the Stats counters from the queue (Open).
+  Status LoadQueueCounters();
 
   RocksDbStoreOptions options_;
   std::unique_ptr<Clock> owned_clock_;
@@ -184,6 +206,15 @@ class RocksDbStore final : public DurableQueue, public AuditLog {
   std::uint64_t last_checkpoint_sequence_ = 0;
   std::atomic<bool> needs_resume_{false};  // written by the leader only
   CommitStageStats stats_;
+
+  // Stats per destination without scanning (the /metrics scrape): built by one scan at Open and
+  // updated by the leader after each synced batch, so they always describe synced state.
+  struct DestinationCounters {
+    std::uint64_t depth = 0;
+    std::map<std::int64_t, std::uint64_t> accepted;  // accepted ms -> entries (oldest first)
+  };
+  std::mutex queue_stats_mu_;  // guards queue_stats_ (not held with mu_)
+  std::map<std::string, DestinationCounters, std::less<>> queue_stats_;
 };
 
 }  // namespace psl::store

@@ -4,14 +4,15 @@
 // (memory_store.h) is the in-memory fake for gateway unit tests.
 //
 // Contract shared by every implementation:
-// - Every state transition (Commit, LeaseNext, Ack, Nack, DeadLetter, Replay) is one atomic write
-//   carrying its sealed AuditEvent; a call returns OK only after that write is durable (synced).
+// - Every state transition (Commit, LeaseNext, Ack, Nack, DeadLetter, Replay, RecordReturn) is one
+//   atomic write carrying its sealed AuditEvent; a call returns OK only after that write is durable
+//   (synced).
 // - kUnavailable: nothing was written (a write or sync error, the store is in a background-error
 //   state, or free disk space is below the reserve — which refuses only new work: Commit, Replay,
-//   Append; queue transitions and purges still run so the queue drains). The caller answers 503 /
-//   retries later; the store never retries a failed write into a success. After a failed write
-//   the outcome of that write is unknown to the caller (it may reappear after a restart if the
-//   bytes reached the disk): clients retry with the same idempotency key.
+//   Append, RecordReturn; queue transitions and purges still run so the queue drains). The caller
+//   answers 503 / retries later; the store never retries a failed write into a success. After a
+//   failed write the outcome of that write is unknown to the caller (it may reappear after a
+//   restart if the bytes reached the disk): clients retry with the same idempotency key.
 // - kConflict: an idempotency key reused with another body, a message id that already exists, or a
 //   stale lease (its queue entry was moved by someone else).
 // - kNotFound: no such message / answer / dead letter.
@@ -124,13 +125,46 @@ struct NewAnswer {
 };
 
 struct StoredAnswer {
-  std::string message_id;
+  std::string message_id;  // "" for an orphan return (OrphanReturns)
   std::string destination;
   std::string document;  // decrypted
   std::string decision;
   std::vector<std::string> codes;
   std::string insurer_reference;
   std::int64_t received_ms = 0;
+  // "" for the delivery's own answer (Ack); the insurer's mailbox key for a return (RecordReturn).
+  std::string mailbox_key;
+};
+
+// An insurer's asynchronous return collected from its mailbox (genasync get).
+struct NewReturn {
+  std::string destination;  // the insurer key whose mailbox it came from; not empty
+  std::string mailbox_key;  // stable id of the item at that insurer: the MsgResponse HashValue, or
+                            // "tack:" + the TAck's id/content digest; not empty
+  std::string message_id;   // the accepted message it answers; "" = no match (kept as an orphan)
+  NewAnswer answer;         // document + decision + codes + insurer_reference
+  // The mailbox owner (the get's Origin NIHII). Optional ("" = not checked); when set, a message of
+  // another practice is not linked (the return is kept as an orphan).
+  std::string practice_nihii;
+};
+
+enum class ReturnOutcome {
+  kRecorded,   // written (linked to its message, or kept as an orphan)
+  kDuplicate,  // (destination, mailbox_key) was recorded before: nothing written
+};
+
+// A return that RecordReturn could not link to a message.
+struct OrphanReturn {
+  std::string claimed_message_id;  // NewReturn::message_id as given ("" when none)
+  // "no-reference" (message_id ""), "unknown-message", "destination-mismatch" (the message was
+  // not sent to this insurer) or "practice-mismatch" (another practice's message).
+  std::string reason;
+  StoredAnswer answer;  // message_id ""; destination, mailbox_key, received_ms set
+};
+
+struct OrphanReturnPage {
+  std::vector<OrphanReturn> returns;  // in the order recorded
+  std::string next_cursor;
 };
 
 struct DeadLetter {
@@ -215,7 +249,10 @@ class DurableQueue {
   virtual StatusOr<MessageRecord> Get(std::string_view id) = 0;
   // kNotFound also when the payload was purged by retention.
   virtual StatusOr<std::string> Payload(std::string_view id) = 0;
-  // Answers recorded so far (empty when none); kNotFound when the message does not exist.
+  // Answers recorded so far (empty when none); kNotFound when the message does not exist. Order:
+  // the deliveries' own answers (Ack; one per destination, by destination), then the returns
+  // (RecordReturn) in the order recorded — whatever the order the calls happened in. The
+  // message's visible decision is the last answer's.
   virtual StatusOr<std::vector<StoredAnswer>> Answers(std::string_view id) = 0;
   virtual StatusOr<MessagePage> List(std::string_view practice_nihii, const MessageFilter& filter,
                                      const PageRequest& page) = 0;
@@ -229,8 +266,30 @@ class DurableQueue {
   virtual StatusOr<std::optional<std::string>> MemberInsurer(
       std::string_view patient_pseudonym) = 0;
 
+  // Records an insurer's asynchronous return durably in one synced batch with its sealed audit
+  // event (kind "return-received", actor "insurer:<destination>", insurer = destination, payload
+  // digest = SHA-256 of the document, outcome codes = decision then codes). It is appended to
+  // message_id's Answers() when that message exists, was sent to `destination` and (when
+  // practice_nihii is set) belongs to that practice; otherwise it is kept as an orphan
+  // (OrphanReturns; the event has no message id and outcome codes "orphan", the reason, then the
+  // decision and codes). The document is encrypted at rest; the message's state does not change.
+  // Idempotent on (destination, mailbox_key), across restarts and within one commit group: a
+  // second call writes nothing and returns kDuplicate — this is what makes "crash between get and
+  // confirm" safe (the poller confirms after kRecorded or kDuplicate).
+  // Disk reserve: refused (kUnavailable) while free space is below the reserve, like new work: the
+  // insurer keeps the item in its mailbox until confirmed, so the poller simply does not confirm
+  // and tries again later. A purged payload does not prevent recording a return; retention
+  // (PurgeDelivered) keeps returns, as it keeps answers.
+  // Errors: kInvalid (empty destination or mailbox key, a NUL byte in them or in message_id),
+  // kUnavailable (nothing written).
+  virtual StatusOr<ReturnOutcome> RecordReturn(NewReturn r) = 0;
+
+  // The orphan returns, oldest recorded first, for ops (not audited here). Errors: kMalformed (a
+  // cursor from another listing), kUnavailable.
+  virtual StatusOr<OrphanReturnPage> OrphanReturns(const PageRequest& page) = 0;
+
   // Deletes the payloads of messages answered or dead for longer than the configured retention
-  // (records and answers stay). Errors: kUnavailable.
+  // (records, answers and returns stay). Errors: kUnavailable.
   virtual StatusOr<PurgeResult> PurgeDelivered(TimePoint now) = 0;
 };
 

@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/digest.h"
 #include "base/testing/fake_clock.h"
 
 namespace psl::store::testing {
@@ -464,6 +465,329 @@ TEST_P(StoreBehaviourTest, ConcurrentCommitsAreAllAcknowledgedOnce) {
   auto report = f.audit().Verify();
   ASSERT_TRUE(report.ok());
   EXPECT_TRUE(report->ok) << report->problem;
+}
+
+// --- Asynchronous returns (RecordReturn) ------------------------------------------------------
+
+NewReturn Return(std::string mailbox_key, std::string message_id, std::string decision = "accepted",
+                 std::string destination = "100") {
+  NewReturn r;
+  r.destination = std::move(destination);
+  r.mailbox_key = std::move(mailbox_key);
+  r.message_id = std::move(message_id);
+  r.answer.document = "<MsgResponse>" + r.mailbox_key + "</MsgResponse>";
+  r.answer.decision = std::move(decision);
+  r.answer.codes = {"931000"};
+  r.answer.insurer_reference = "NIP-" + r.mailbox_key;
+  return r;
+}
+
+std::vector<AuditEvent> EventsOfKind(AuditLog& audit, std::string kind) {
+  AuditQuery query;
+  query.kind = std::move(kind);
+  PageRequest page;
+  page.limit = 1000;
+  auto result = audit.Query(query, page);
+  EXPECT_TRUE(result.ok()) << result.status().ToString();
+  return result.ok() ? result->events : std::vector<AuditEvent>{};
+}
+
+void ExpectChainVerifies(AuditLog& audit) {
+  auto report = audit.Verify();
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_TRUE(report->ok) << report->problem;
+}
+
+TEST_P(StoreBehaviourTest, AReturnIsRecordedOnceAndASecondCallIsADuplicateWritingNothing) {
+  Fixture f(GetParam());
+  ASSERT_TRUE(f.queue().Commit(Message("m1")).ok());
+  Lease lease = MustLease(f.queue(), "100", f.now());
+  ASSERT_TRUE(f.queue().Ack(lease, NewAnswer{"<tack/>", "received", {}}).ok());
+  f.clock().Set(f.now() + seconds(5));
+
+  auto first = f.queue().RecordReturn(Return("hash-1", "m1"));
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_EQ(*first, ReturnOutcome::kRecorded);
+  const AuditHead head = f.audit().Head();
+  NewReturn again = Return("hash-1", "m1", "refused");  // same key: whatever the content
+  auto second = f.queue().RecordReturn(again);
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  EXPECT_EQ(*second, ReturnOutcome::kDuplicate);
+  EXPECT_EQ(f.audit().Head().sequence, head.sequence);
+  EXPECT_EQ(f.audit().Head().hash, head.hash);
+
+  auto answers = f.queue().Answers("m1");
+  ASSERT_TRUE(answers.ok()) << answers.status().ToString();
+  ASSERT_EQ(answers->size(), 2u);
+  EXPECT_EQ((*answers)[0].decision, "received");
+  EXPECT_EQ((*answers)[0].mailbox_key, "");
+  const StoredAnswer& ret = (*answers)[1];
+  EXPECT_EQ(ret.message_id, "m1");
+  EXPECT_EQ(ret.destination, "100");
+  EXPECT_EQ(ret.mailbox_key, "hash-1");
+  EXPECT_EQ(ret.document, "<MsgResponse>hash-1</MsgResponse>");
+  EXPECT_EQ(ret.decision, "accepted");
+  EXPECT_EQ(ret.codes, std::vector<std::string>{"931000"});
+  EXPECT_EQ(ret.insurer_reference, "NIP-hash-1");
+  EXPECT_EQ(ret.received_ms, ToEpochMs(f.now()));
+  // The message itself stays answered.
+  EXPECT_EQ(f.queue().Get("m1")->state, MessageState::kAnswered);
+
+  std::vector<AuditEvent> events = EventsOfKind(f.audit(), "return-received");
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].message_id, "m1");
+  EXPECT_EQ(events[0].practice_nihii, "19012345001");
+  EXPECT_EQ(events[0].insurer, "100");
+  EXPECT_EQ(events[0].actor, "insurer:100");
+  EXPECT_EQ(events[0].payload_sha256, Sha256Hex("<MsgResponse>hash-1</MsgResponse>"));
+  EXPECT_EQ(events[0].outcome_codes, (std::vector<std::string>{"accepted", "931000"}));
+  EXPECT_EQ(events[0].sequence, head.sequence);
+  ExpectChainVerifies(f.audit());
+}
+
+TEST_P(StoreBehaviourTest, ReturnsFollowTheDeliveryAnswerInTheOrderRecorded) {
+  Fixture f(GetParam());
+  ASSERT_TRUE(f.queue().Commit(Message("m1")).ok());
+  Lease lease = MustLease(f.queue(), "100", f.now());
+  // The poller may collect returns before the delivery worker has recorded the post's TAck.
+  ASSERT_EQ(*f.queue().RecordReturn(Return("z-first", "m1", "refused")), ReturnOutcome::kRecorded);
+  ASSERT_EQ(*f.queue().RecordReturn(Return("a-second", "m1", "accepted")),
+            ReturnOutcome::kRecorded);
+  ASSERT_TRUE(f.queue().Ack(lease, NewAnswer{"<tack/>", "received", {}}).ok());
+  ASSERT_EQ(*f.queue().RecordReturn(Return("m-third", "m1", "accepted-with-errors")),
+            ReturnOutcome::kRecorded);
+  auto answers = f.queue().Answers("m1");
+  ASSERT_TRUE(answers.ok());
+  std::vector<std::string> order;
+  for (const StoredAnswer& a : *answers) {
+    order.push_back(a.decision + "/" + a.mailbox_key);
+  }
+  EXPECT_EQ(order, (std::vector<std::string>{"received/", "refused/z-first", "accepted/a-second",
+                                             "accepted-with-errors/m-third"}));
+  ExpectChainVerifies(f.audit());
+}
+
+TEST_P(StoreBehaviourTest, KeysAreScopedToTheInsurer) {
+  Fixture f(GetParam());
+  ASSERT_TRUE(f.queue().Commit(Message("m1", "", "b", {"100", "300"})).ok());
+  EXPECT_EQ(*f.queue().RecordReturn(Return("same-hash", "m1", "accepted", "100")),
+            ReturnOutcome::kRecorded);
+  EXPECT_EQ(*f.queue().RecordReturn(Return("same-hash", "m1", "accepted", "300")),
+            ReturnOutcome::kRecorded);
+  EXPECT_EQ(f.queue().Answers("m1")->size(), 2u);
+}
+
+TEST_P(StoreBehaviourTest, UnlinkedReturnsAreKeptAsAuditedOrphans) {
+  Fixture f(GetParam());
+  ASSERT_TRUE(f.queue().Commit(Message("m1")).ok());  // to "100", practice 19012345001
+  ASSERT_EQ(*f.queue().RecordReturn(Return("h-none", "")), ReturnOutcome::kRecorded);
+  ASSERT_EQ(*f.queue().RecordReturn(Return("h-unknown", "no-such-id")), ReturnOutcome::kRecorded);
+  ASSERT_EQ(*f.queue().RecordReturn(Return("h-other-insurer", "m1", "accepted", "300")),
+            ReturnOutcome::kRecorded);
+  NewReturn other_practice = Return("h-other-practice", "m1");
+  other_practice.practice_nihii = "19099999001";
+  ASSERT_EQ(*f.queue().RecordReturn(other_practice), ReturnOutcome::kRecorded);
+  // An orphan is de-duplicated like any return.
+  EXPECT_EQ(*f.queue().RecordReturn(Return("h-none", "")), ReturnOutcome::kDuplicate);
+  // The owner's practice given explicitly still links.
+  NewReturn own_practice = Return("h-linked", "m1");
+  own_practice.practice_nihii = "19012345001";
+  ASSERT_EQ(*f.queue().RecordReturn(own_practice), ReturnOutcome::kRecorded);
+
+  auto answers = f.queue().Answers("m1");
+  ASSERT_TRUE(answers.ok());
+  ASSERT_EQ(answers->size(), 1u);
+  EXPECT_EQ((*answers)[0].mailbox_key, "h-linked");
+
+  std::vector<OrphanReturn> orphans;
+  PageRequest page;
+  page.limit = 3;
+  for (int guard = 0; guard < 10; ++guard) {
+    auto result = f.queue().OrphanReturns(page);
+    ASSERT_TRUE(result.ok()) << result.status().ToString();
+    orphans.insert(orphans.end(), result->returns.begin(), result->returns.end());
+    if (result->next_cursor.empty()) {
+      break;
+    }
+    page.after = result->next_cursor;
+  }
+  ASSERT_EQ(orphans.size(), 4u);
+  EXPECT_EQ(orphans[0].answer.mailbox_key, "h-none");
+  EXPECT_EQ(orphans[0].reason, "no-reference");
+  EXPECT_EQ(orphans[0].claimed_message_id, "");
+  EXPECT_EQ(orphans[1].answer.mailbox_key, "h-unknown");
+  EXPECT_EQ(orphans[1].reason, "unknown-message");
+  EXPECT_EQ(orphans[1].claimed_message_id, "no-such-id");
+  EXPECT_EQ(orphans[2].reason, "destination-mismatch");
+  EXPECT_EQ(orphans[2].answer.destination, "300");
+  EXPECT_EQ(orphans[3].reason, "practice-mismatch");
+  for (const OrphanReturn& o : orphans) {
+    EXPECT_EQ(o.answer.message_id, "");
+    EXPECT_EQ(o.answer.document, "<MsgResponse>" + o.answer.mailbox_key + "</MsgResponse>");
+    EXPECT_EQ(o.answer.decision, "accepted");
+  }
+  PageRequest bad;
+  bad.after = "not-a-cursor";
+  EXPECT_EQ(f.queue().OrphanReturns(bad).status().code(), StatusCode::kMalformed);
+
+  std::vector<AuditEvent> events = EventsOfKind(f.audit(), "return-received");
+  ASSERT_EQ(events.size(), 5u);
+  EXPECT_EQ(events[0].message_id, "");
+  EXPECT_EQ(events[0].actor, "insurer:100");
+  EXPECT_EQ(events[0].patient_pseudonym, "");
+  EXPECT_EQ(events[0].payload_sha256, Sha256Hex("<MsgResponse>h-none</MsgResponse>"));
+  EXPECT_EQ(events[0].outcome_codes,
+            (std::vector<std::string>{"orphan", "no-reference", "accepted", "931000"}));
+  EXPECT_EQ(events[2].insurer, "300");
+  EXPECT_EQ(events[2].outcome_codes[0], "orphan");
+  EXPECT_EQ(events[4].message_id, "m1");
+  EXPECT_EQ(events[4].outcome_codes[0], "accepted");
+  ExpectChainVerifies(f.audit());
+}
+
+TEST_P(StoreBehaviourTest, AReturnNeedsADestinationAndAMailboxKey) {
+  Fixture f(GetParam());
+  EXPECT_EQ(f.queue().RecordReturn(Return("", "")).status().code(), StatusCode::kInvalid);
+  EXPECT_EQ(f.queue().RecordReturn(Return("h", "", "accepted", "")).status().code(),
+            StatusCode::kInvalid);
+  EXPECT_EQ(f.queue().RecordReturn(Return(std::string("h\0x", 3), "")).status().code(),
+            StatusCode::kInvalid);
+  EXPECT_EQ(f.audit().Head().sequence, 0u);
+}
+
+TEST_P(StoreBehaviourTest, BelowTheReserveAReturnIsUnavailableAndWritesNothing) {
+  Fixture f(GetParam());
+  ASSERT_TRUE(f.queue().Commit(Message("m1")).ok());
+  f.store().RefuseNewWork(true);
+  EXPECT_EQ(f.queue().RecordReturn(Return("hash-1", "m1")).status().code(),
+            StatusCode::kUnavailable);
+  EXPECT_EQ(f.queue().RecordReturn(Return("hash-2", "")).status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(f.audit().Head().sequence, 1u);
+  EXPECT_TRUE(f.queue().Answers("m1")->empty());
+  EXPECT_TRUE(f.queue().OrphanReturns(PageRequest{})->returns.empty());
+  f.store().RefuseNewWork(false);
+  // Nothing was recorded, so the poller's next round records it (not a duplicate).
+  EXPECT_EQ(*f.queue().RecordReturn(Return("hash-1", "m1")), ReturnOutcome::kRecorded);
+  EXPECT_EQ(f.queue().Answers("m1")->size(), 1u);
+  ExpectChainVerifies(f.audit());
+}
+
+TEST_P(StoreBehaviourTest, RetentionKeepsReturnsAndAPurgedPayloadDoesNotPreventOne) {
+  Fixture f(GetParam());
+  ASSERT_TRUE(f.queue().Commit(Message("m1")).ok());
+  ASSERT_TRUE(
+      f.queue().Ack(MustLease(f.queue(), "100", f.now()), NewAnswer{"t", "received", {}}).ok());
+  ASSERT_EQ(*f.queue().RecordReturn(Return("hash-1", "m1")), ReturnOutcome::kRecorded);
+  ASSERT_EQ(f.queue().PurgeDelivered(f.now() + kRetention)->payloads_purged, 1u);
+  ASSERT_EQ(*f.queue().RecordReturn(Return("hash-2", "m1", "refused")), ReturnOutcome::kRecorded);
+  auto answers = f.queue().Answers("m1");
+  ASSERT_TRUE(answers.ok());
+  ASSERT_EQ(answers->size(), 3u);
+  EXPECT_EQ((*answers)[1].document, "<MsgResponse>hash-1</MsgResponse>");
+  EXPECT_EQ((*answers)[2].decision, "refused");
+}
+
+TEST_P(StoreBehaviourTest, ConcurrentIdenticalReturnsAreRecordedOnce) {
+  Fixture f(GetParam());
+  ASSERT_TRUE(f.queue().Commit(Message("m1")).ok());
+  constexpr int kThreads = 8;
+  constexpr int kKeys = 10;
+  std::vector<int> recorded(kThreads, 0);
+  std::vector<int> failed(kThreads, 0);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int k = 0; k < kKeys; ++k) {
+        // Every thread records every key: two pollers racing over the same mailbox.
+        auto result = f.queue().RecordReturn(Return("hash-" + std::to_string(k), "m1"));
+        if (!result.ok()) {
+          ++failed[t];
+        } else if (*result == ReturnOutcome::kRecorded) {
+          ++recorded[t];
+        }
+      }
+    });
+  }
+  for (std::thread& thread : threads) {
+    thread.join();
+  }
+  int total = 0;
+  for (int t = 0; t < kThreads; ++t) {
+    total += recorded[t];
+    EXPECT_EQ(failed[t], 0);
+  }
+  EXPECT_EQ(total, kKeys);
+  auto answers = f.queue().Answers("m1");
+  ASSERT_TRUE(answers.ok());
+  std::set<std::string> keys;
+  for (const StoredAnswer& a : *answers) {
+    keys.insert(a.mailbox_key);
+  }
+  EXPECT_EQ(answers->size(), static_cast<std::size_t>(kKeys));
+  EXPECT_EQ(keys.size(), static_cast<std::size_t>(kKeys));
+  EXPECT_EQ(EventsOfKind(f.audit(), "return-received").size(), static_cast<std::size_t>(kKeys));
+  ExpectChainVerifies(f.audit());
+}
+
+TEST_P(StoreBehaviourTest, StatsFollowEveryTransition) {
+  Fixture f(GetParam());
+  const std::int64_t t1 = ToEpochMs(f.now());
+  ASSERT_TRUE(f.queue().Commit(Message("m1")).ok());
+  f.clock().Set(f.now() + seconds(10));
+  const std::int64_t t2 = ToEpochMs(f.now());
+  ASSERT_TRUE(f.queue().Commit(Message("m2", "", "b", {"100", "300"})).ok());
+  f.clock().Set(f.now() + seconds(10));
+  const std::int64_t t3 = ToEpochMs(f.now());
+  ASSERT_TRUE(f.queue().Commit(Message("m3")).ok());
+  auto expect = [&](std::string_view destination, std::uint64_t depth, std::int64_t oldest) {
+    auto stats = f.queue().Stats(destination);
+    ASSERT_TRUE(stats.ok()) << stats.status().ToString();
+    EXPECT_EQ(stats->depth, depth) << destination;
+    EXPECT_EQ(stats->oldest_accepted_ms, oldest) << destination;
+  };
+  expect("100", 3, t1);
+  expect("300", 1, t2);
+
+  // Leases and nacks move entries but keep them.
+  Lease l1 = MustLease(f.queue(), "100", f.now());
+  ASSERT_EQ(l1.message_id, "m1");
+  expect("100", 3, t1);
+  ASSERT_TRUE(f.queue().Nack(l1, f.now() + seconds(60), "http 503").ok());
+  expect("100", 3, t1);
+  // A stale lease changes nothing.
+  EXPECT_EQ(f.queue().Ack(l1, NewAnswer{"a", "accepted", {}}).code(), StatusCode::kConflict);
+  expect("100", 3, t1);
+
+  Lease l2 = MustLease(f.queue(), "100", f.now());
+  ASSERT_EQ(l2.message_id, "m2");
+  ASSERT_TRUE(f.queue().DeadLetter(l2, "http 400").ok());
+  expect("100", 2, t1);
+  expect("300", 1, t2);
+
+  Lease l3 = MustLease(f.queue(), "100", f.now() + seconds(60));  // m3 was due first
+  ASSERT_EQ(l3.message_id, "m3");
+  Lease l1b = MustLease(f.queue(), "100", f.now() + seconds(60));
+  ASSERT_EQ(l1b.message_id, "m1");
+  ASSERT_TRUE(f.queue().Ack(l1b, NewAnswer{"a", "accepted", {}}).ok());
+  expect("100", 1, t3);
+
+  // A replay brings m2 back with its original accepted time.
+  ASSERT_TRUE(f.queue().Replay("m2", "ops:alice").ok());
+  expect("100", 2, t2);
+
+  Lease l300 = MustLease(f.queue(), "300", f.now());
+  ASSERT_TRUE(f.queue().Ack(l300, NewAnswer{"a", "accepted", {}}).ok());
+  expect("300", 0, 0);
+  // Returns and purges leave the queue alone.
+  ASSERT_TRUE(f.queue().RecordReturn(Return("hash-1", "m1")).ok());
+  ASSERT_TRUE(f.queue().PurgeDelivered(f.now() + kRetention + hours(1)).ok());
+  expect("100", 2, t2);
+  // A refused commit changes nothing either.
+  f.store().RefuseNewWork(true);
+  EXPECT_FALSE(f.queue().Commit(Message("m4")).ok());
+  f.store().RefuseNewWork(false);
+  EXPECT_EQ(f.queue().Commit(Message("m3")).status().code(), StatusCode::kConflict);
+  expect("100", 2, t2);
 }
 
 }  // namespace
