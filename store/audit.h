@@ -1,6 +1,7 @@
 // The audit trail's event model and hash chain (DESIGN.md "Audit").
 //
-// Every state change of a message is an AuditEvent written in the same synced batch as the change.
+// Every state change of a message is an AuditEvent written in the same batch as the change (synced
+// for all but LeaseNext and Nack, whose lost tail a power cut may drop whole: store.h).
 // Events form a hash chain: each carries the hash of the previous one, so removing, inserting,
 // altering or reordering an event breaks the chain at a point `VerifyAuditChain` names. The patient
 // appears only as a keyed pseudonym (HMAC-SHA256 of the NISS under the pseudonym key).

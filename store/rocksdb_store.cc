@@ -232,6 +232,7 @@ std::size_t ClampLimit(std::size_t limit, std::size_t max) {
 struct RocksDbStore::Writer {
   std::function<Status(GroupContext&)> op;
   bool consumes_space = false;
+  Durability durability = Durability::kSynced;
   Status status;        // written by the leader before `done`
   std::mutex mu;        // guards done and leader
   bool done = false;    // the group holding this writer was written (or refused)
@@ -525,6 +526,7 @@ StatusOr<std::unique_ptr<RocksDbStore>> RocksDbStore::Open(RocksDbStoreOptions o
     }
   }
   store->head_ = head;
+  store->durable_head_ = head;
   store->chain_.Reset(head);
   std::unique_ptr<rocksdb::Iterator> it(
       store->db_->NewIterator(rocksdb::ReadOptions(), store->handles_[kAuditCheckpoints]));
@@ -581,13 +583,15 @@ RocksDbStore::~RocksDbStore() {
   }
 }
 
-Status RocksDbStore::Submit(bool consumes_space, std::function<Status(GroupContext&)> op) {
+Status RocksDbStore::Submit(bool consumes_space, std::function<Status(GroupContext&)> op,
+                            Durability durability) {
   if (options_.read_only) {
     return Status::FailedPrecondition("the store is open read-only");
   }
   Writer w;
   w.op = std::move(op);
   w.consumes_space = consumes_space;
+  w.durability = durability;
   bool lead = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -615,7 +619,8 @@ Status RocksDbStore::Submit(bool consumes_space, std::function<Status(GroupConte
     }
   }
   bool wrote = false;
-  Status write_status = WriteGroup(group, &wrote);
+  bool synced = false;
+  Status write_status = WriteGroup(group, &wrote, &synced);
   Writer* next = nullptr;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -623,8 +628,16 @@ Status RocksDbStore::Submit(bool consumes_space, std::function<Status(GroupConte
       if (wrote) {
         ++stats_.groups_written;
         stats_.operations += group.size();
-        if (options_.on_group_written) {
-          options_.on_group_written(group.size());
+        if (synced) {
+          // A synced write syncs the WAL up to its end: every earlier unsynced group too.
+          ++stats_.groups_synced;
+          unsynced_writes_ = false;
+          durable_head_ = chain_.head();
+          if (options_.on_group_written) {
+            options_.on_group_written(group.size());
+          }
+        } else {
+          unsynced_writes_ = true;
         }
       }
       head_ = chain_.head();
@@ -654,8 +667,9 @@ Status RocksDbStore::Submit(bool consumes_space, std::function<Status(GroupConte
   return w.status;
 }
 
-Status RocksDbStore::WriteGroup(std::vector<Writer*>& group, bool* wrote) {
+Status RocksDbStore::WriteGroup(std::vector<Writer*>& group, bool* wrote, bool* synced) {
   *wrote = true;
+  *synced = false;
   const AuditHead group_start = chain_.head();
   auto fail_all = [&](const Status& status) {
     for (Writer* member : group) {
@@ -685,6 +699,7 @@ Status RocksDbStore::WriteGroup(std::vector<Writer*>& group, bool* wrote) {
 
   GroupContext ctx(this, &chain_, ToEpochMs(clock_->Now()));
   bool any_ok = false;
+  bool needs_sync = false;  // an operation that succeeded and must be durable before it returns
   for (Writer* member : group) {
     if (member->consumes_space && !space_ok) {
       member->status = Status::Unavailable("free disk space below the reserve");
@@ -697,6 +712,7 @@ Status RocksDbStore::WriteGroup(std::vector<Writer*>& group, bool* wrote) {
     if (member->status.ok()) {
       ctx.batch().PopSavePoint().PermitUncheckedError();
       any_ok = true;
+      needs_sync = needs_sync || member->durability == Durability::kSynced;
     } else {
       ctx.batch().RollbackToSavePoint().PermitUncheckedError();
       chain_.Reset(before);
@@ -729,17 +745,21 @@ Status RocksDbStore::WriteGroup(std::vector<Writer*>& group, bool* wrote) {
         if (!cp.ok()) {
           return fail_all(Status::Unavailable(cp.message()));
         }
+        needs_sync = true;  // a signed head is never one a power cut could take back
       }
     }
   }
 
+  // Unsynced groups (only LeaseNext / Nack) still go through the WAL, in order: any later synced
+  // write, or SyncWritten, makes them durable as well, and a power cut loses a suffix of them.
   rocksdb::WriteOptions write_options;
-  write_options.sync = options_.sync;
+  write_options.sync = options_.sync && needs_sync;
   rocksdb::Status s = db_->Write(write_options, ctx.batch().GetWriteBatch());
   if (!s.ok()) {
     needs_resume_ = true;
     return fail_all(Status::Unavailable("the store could not write durably: " + s.ToString()));
   }
+  *synced = needs_sync;  // as the contract counts it (options_.sync false syncs nothing)
   if (head.sequence != group_start.sequence && options_.checkpoint_identity != nullptr &&
       options_.checkpoint_every_events > 0 &&
       head.sequence >= last_checkpoint_sequence_ + options_.checkpoint_every_events) {
@@ -879,70 +899,73 @@ StatusOr<std::optional<Lease>> RocksDbStore::LeaseNext(std::string_view destinat
       return lease;
     }
   }
-  Status status = Submit(false, [&](GroupContext& ctx) -> Status {
-    lease.reset();
-    std::string key;
-    {
-      std::unique_ptr<rocksdb::Iterator> it = ctx.NewIterator(kQueue);
-      it->Seek(prefix);
-      if (!it->Valid() || !StartsWith(it->key(), prefix)) {
-        return FromRocks(it->status(), "scanning the queue");
-      }
-      key.assign(it->key().data(), it->key().size());
-    }
-    if (key.size() < prefix.size() + 9) {
-      return Status::Internal("a queue key is too short");
-    }
-    const auto due =
-        static_cast<std::int64_t>(ReadBigEndian64(std::string_view{key}.substr(prefix.size())));
-    if (due > now_ms) {
-      return Status::Ok();
-    }
-    const std::string id = key.substr(prefix.size() + 9);
-    StatusOr<MessageRecord> record = ctx.GetRecord(id);
-    if (!record.ok()) {
-      return record.status();
-    }
-    Delivery* delivery = FindDelivery(*record, destination);
-    if (delivery == nullptr) {
-      return Status::Internal("a queue entry has no matching delivery");
-    }
-    const std::int64_t expires = now_ms + lease_for.count();
-    ++delivery->attempts;
-    delivery->state = MessageState::kDelivering;
-    delivery->next_attempt_ms = expires;
-    UpdateAggregate(*record, ctx.now_ms());
-    std::string sealed_payload;
-    bool found = false;
-    PSL_RETURN_IF_ERROR(ctx.Get(kPayloads, id, &sealed_payload, &found));
-    if (!found) {
-      return Status::Internal("a queued message has no payload");
-    }
-    StatusOr<std::string> payload = ctx.cipher().Open(sealed_payload, id);
-    if (!payload.ok()) {
-      return Status::Internal("a queued payload does not decrypt");
-    }
-    PSL_RETURN_IF_ERROR(ctx.Delete(kQueue, key));
-    PSL_RETURN_IF_ERROR(ctx.Put(kQueue, QueueKey(destination, expires, id), ""));
-    PSL_RETURN_IF_ERROR(ctx.PutRecord(*record));
-    StatusOr<AuditEvent> event = ctx.Seal(
-        EventFor(*record, "attempt", std::string(destination),
-                 {"attempt:" + std::to_string(delivery->attempts)}, "gateway", ctx.now_ms()));
-    if (!event.ok()) {
-      return event.status();
-    }
-    Lease out;
-    out.message_id = id;
-    out.destination = std::string(destination);
-    out.expires_ms = expires;
-    out.attempt = delivery->attempts;
-    out.practice_nihii = record->practice_nihii;
-    out.flow_kind = record->flow_kind;
-    out.operation = record->operation;
-    out.payload = std::move(payload).value();
-    lease = std::move(out);
-    return Status::Ok();
-  });
+  Status status = Submit(
+      false,
+      [&](GroupContext& ctx) -> Status {
+        lease.reset();
+        std::string key;
+        {
+          std::unique_ptr<rocksdb::Iterator> it = ctx.NewIterator(kQueue);
+          it->Seek(prefix);
+          if (!it->Valid() || !StartsWith(it->key(), prefix)) {
+            return FromRocks(it->status(), "scanning the queue");
+          }
+          key.assign(it->key().data(), it->key().size());
+        }
+        if (key.size() < prefix.size() + 9) {
+          return Status::Internal("a queue key is too short");
+        }
+        const auto due =
+            static_cast<std::int64_t>(ReadBigEndian64(std::string_view{key}.substr(prefix.size())));
+        if (due > now_ms) {
+          return Status::Ok();
+        }
+        const std::string id = key.substr(prefix.size() + 9);
+        StatusOr<MessageRecord> record = ctx.GetRecord(id);
+        if (!record.ok()) {
+          return record.status();
+        }
+        Delivery* delivery = FindDelivery(*record, destination);
+        if (delivery == nullptr) {
+          return Status::Internal("a queue entry has no matching delivery");
+        }
+        const std::int64_t expires = now_ms + lease_for.count();
+        ++delivery->attempts;
+        delivery->state = MessageState::kDelivering;
+        delivery->next_attempt_ms = expires;
+        UpdateAggregate(*record, ctx.now_ms());
+        std::string sealed_payload;
+        bool found = false;
+        PSL_RETURN_IF_ERROR(ctx.Get(kPayloads, id, &sealed_payload, &found));
+        if (!found) {
+          return Status::Internal("a queued message has no payload");
+        }
+        StatusOr<std::string> payload = ctx.cipher().Open(sealed_payload, id);
+        if (!payload.ok()) {
+          return Status::Internal("a queued payload does not decrypt");
+        }
+        PSL_RETURN_IF_ERROR(ctx.Delete(kQueue, key));
+        PSL_RETURN_IF_ERROR(ctx.Put(kQueue, QueueKey(destination, expires, id), ""));
+        PSL_RETURN_IF_ERROR(ctx.PutRecord(*record));
+        StatusOr<AuditEvent> event = ctx.Seal(
+            EventFor(*record, "attempt", std::string(destination),
+                     {"attempt:" + std::to_string(delivery->attempts)}, "gateway", ctx.now_ms()));
+        if (!event.ok()) {
+          return event.status();
+        }
+        Lease out;
+        out.message_id = id;
+        out.destination = std::string(destination);
+        out.expires_ms = expires;
+        out.attempt = delivery->attempts;
+        out.practice_nihii = record->practice_nihii;
+        out.flow_kind = record->flow_kind;
+        out.operation = record->operation;
+        out.payload = std::move(payload).value();
+        lease = std::move(out);
+        return Status::Ok();
+      },
+      Durability::kUnsynced);
   if (!status.ok()) {
     return status;
   }
@@ -1013,23 +1036,26 @@ Status RocksDbStore::Ack(const Lease& lease, NewAnswer answer) {
 Status RocksDbStore::Nack(const Lease& lease, TimePoint next_attempt_at, std::string_view error) {
   const std::string queue_key = QueueKey(lease.destination, lease.expires_ms, lease.message_id);
   const std::int64_t next_ms = ToEpochMs(next_attempt_at);
-  return Submit(false, [&](GroupContext& ctx) -> Status {
-    MessageRecord record;
-    Delivery* delivery = nullptr;
-    PSL_RETURN_IF_ERROR(HeldLease(ctx, lease, queue_key, &record, &delivery));
-    delivery->state = MessageState::kRetrying;
-    delivery->next_attempt_ms = next_ms;
-    delivery->last_error = std::string(error);
-    UpdateAggregate(record, ctx.now_ms());
-    PSL_RETURN_IF_ERROR(ctx.Delete(kQueue, queue_key));
-    PSL_RETURN_IF_ERROR(
-        ctx.Put(kQueue, QueueKey(lease.destination, next_ms, lease.message_id), ""));
-    PSL_RETURN_IF_ERROR(ctx.PutRecord(record));
-    return ctx
-        .Seal(EventFor(record, "retry", lease.destination, {std::string(error)}, "gateway",
-                       ctx.now_ms()))
-        .status();
-  });
+  return Submit(
+      false,
+      [&](GroupContext& ctx) -> Status {
+        MessageRecord record;
+        Delivery* delivery = nullptr;
+        PSL_RETURN_IF_ERROR(HeldLease(ctx, lease, queue_key, &record, &delivery));
+        delivery->state = MessageState::kRetrying;
+        delivery->next_attempt_ms = next_ms;
+        delivery->last_error = std::string(error);
+        UpdateAggregate(record, ctx.now_ms());
+        PSL_RETURN_IF_ERROR(ctx.Delete(kQueue, queue_key));
+        PSL_RETURN_IF_ERROR(
+            ctx.Put(kQueue, QueueKey(lease.destination, next_ms, lease.message_id), ""));
+        PSL_RETURN_IF_ERROR(ctx.PutRecord(record));
+        return ctx
+            .Seal(EventFor(record, "retry", lease.destination, {std::string(error)}, "gateway",
+                           ctx.now_ms()))
+            .status();
+      },
+      Durability::kUnsynced);
 }
 
 Status RocksDbStore::DeadLetter(const Lease& lease, std::string_view reason) {
@@ -1529,6 +1555,7 @@ StatusOr<AuditEvent> RocksDbStore::Append(AuditEvent event) {
 }
 
 StatusOr<AuditPage> RocksDbStore::Query(const AuditQuery& query, const PageRequest& page) {
+  PSL_RETURN_IF_ERROR(SyncWritten());
   const std::size_t limit = ClampLimit(page.limit, 10000);
   const AuditIndexScan scan = PlanAuditIndexScan(query);
   std::string start = scan.lower;
@@ -1578,12 +1605,40 @@ StatusOr<AuditPage> RocksDbStore::Query(const AuditQuery& query, const PageReque
 }
 
 AuditHead RocksDbStore::Head() {
+  // On a failed sync the last head known durable (the store then refuses writes anyway).
+  static_cast<void>(SyncWritten());
   std::lock_guard<std::mutex> lock(mu_);
-  return head_;
+  return durable_head_;
+}
+
+Status RocksDbStore::SyncWritten() {
+  AuditHead written;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!unsynced_writes_) {
+      return Status::Ok();
+    }
+    // A group written after this point sets the flag again: it may or may not be covered.
+    unsynced_writes_ = false;
+    written = head_;
+  }
+  rocksdb::Status s = db_->SyncWAL();
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!s.ok()) {
+    unsynced_writes_ = true;
+    needs_resume_ = true;
+    return Status::Unavailable("the store could not sync its log: " + s.ToString());
+  }
+  ++stats_.wal_syncs;
+  if (written.sequence > durable_head_.sequence) {
+    durable_head_ = written;
+  }
+  return Status::Ok();
 }
 
 Status RocksDbStore::ScanAudit(const std::function<bool(std::uint64_t, std::string_view)>& fn,
                                const std::function<bool(std::string_view)>& checkpoint_fn) {
+  PSL_RETURN_IF_ERROR(SyncWritten());
   {
     std::unique_ptr<rocksdb::Iterator> it(
         db_->NewIterator(rocksdb::ReadOptions(), handles_[kAudit]));
@@ -1605,6 +1660,7 @@ Status RocksDbStore::ScanAudit(const std::function<bool(std::uint64_t, std::stri
 }
 
 StatusOr<AuditVerifyReport> RocksDbStore::Verify() {
+  PSL_RETURN_IF_ERROR(SyncWritten());
   AuditChainVerifier verifier;
   std::string anchor;
   PSL_RETURN_IF_ERROR(AuditAnchor(&anchor));

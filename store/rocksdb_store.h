@@ -4,12 +4,20 @@
 // queue an operation; the first waiting caller becomes leader, takes every queued operation, runs
 // them in order against a WriteBatchWithIndex (so later operations of a group see earlier ones:
 // idempotency and leases are decided inside the group), seals their audit events, checks the disk
-// reserve, writes the batch once with sync and wakes each caller with its own result. On a write
-// error every operation of the group gets kUnavailable and the audit head is rolled back.
+// reserve, writes the batch once and wakes each caller with its own result. The batch is synced
+// unless every operation that succeeded in it is a LeaseNext or a Nack (store.h: why those may
+// be lost in a power cut) and it holds no signed checkpoint; an unsynced batch still goes through
+// the WAL in order, so the next synced one makes it durable too. On a write error every
+// operation of the group gets kUnavailable and the audit head is rolled back.
+//
+// Audit reads (Query, Verify, ScanAudit, Head) first sync the WAL when an unsynced batch was
+// written since the last sync, so nothing shown to an auditor can be taken back by a power cut
+// (which would let a later event reuse its sequence: a fork to whoever saw the lost one).
 //
 // Stats(destination) reads in-memory counters (O(log destinations)): built by one scan of the
-// queue at Open (a record read per queued entry) and updated by the leader after each synced
-// batch, so they describe synced state only. ScanStats gives the same answer by a full scan.
+// queue at Open (a record read per queued entry) and updated by the leader after each written
+// batch. Only Commit, Ack, DeadLetter and Replay change them, always in synced batches, so they
+// describe synced state. ScanStats gives the same answer by a full scan.
 //
 // Thread-safety: all public methods are thread-safe. Ownership: the store owns the DB; the options'
 // clock and checkpoint identity are borrowed and must outlive the store.
@@ -62,7 +70,8 @@ struct RocksDbStoreOptions {
   // owns. Borrowed.
   const Clock* clock = nullptr;
 
-  // Writes are synced (WriteOptions::sync). Only fault-harness controls switch this off.
+  // Writes are synced (WriteOptions::sync) as store.h describes (LeaseNext and Nack alone are
+  // not). false syncs nothing: only fault-harness controls switch this off.
   bool sync = true;
 
   // New work (Commit, Append, Replay) is refused with kUnavailable while the free space of the DB
@@ -96,7 +105,9 @@ struct RocksDbStoreOptions {
 
 // Counters of the commit stage (benchmarks show the group-commit gain with them).
 struct CommitStageStats {
-  std::uint64_t groups_written = 0;  // synced batches written
+  std::uint64_t groups_written = 0;  // batches written, synced or not
+  std::uint64_t groups_synced = 0;   // of those, written with sync (one fsync each)
+  std::uint64_t wal_syncs = 0;       // WAL syncs by audit reads (SyncWritten), one fsync each
   std::uint64_t operations = 0;      // operations in those groups (refused or not)
   std::uint64_t groups_failed = 0;   // batches refused or failed (kUnavailable)
 };
@@ -181,10 +192,17 @@ class RocksDbStore final : public DurableQueue, public AuditLog {
   RocksDbStore() = default;
 
   // Queues `op` and returns once the group holding it is written (or refused).
-  Status Submit(bool consumes_space, std::function<Status(GroupContext&)> op);
+  // kUnsynced: `op` may return before its batch is durable (LeaseNext, Nack only).
+  enum class Durability { kSynced, kUnsynced };
+  Status Submit(bool consumes_space, std::function<Status(GroupContext&)> op,
+                Durability durability = Durability::kSynced);
   // Runs the group's operations and writes their batch; *wrote is false when there was nothing
-  // to write. A non-OK status has already been given to every member.
-  Status WriteGroup(std::vector<Writer*>& group, bool* wrote);
+  // to write, *synced whether the write was synced. A non-OK status has already been given to
+  // every member.
+  Status WriteGroup(std::vector<Writer*>& group, bool* wrote, bool* synced);
+  // Syncs the WAL when a batch was written unsynced since the last sync. kUnavailable when the
+  // sync fails (the store then refuses writes, as after any failed write).
+  Status SyncWritten();
   // Requires queue_stats_mu_.
   void ApplyQueueDeltaLocked(const QueueDelta& delta);
   // Builds the Stats counters from the queue (Open).
@@ -202,7 +220,9 @@ class RocksDbStore final : public DurableQueue, public AuditLog {
   std::condition_variable cv_;
   std::deque<Writer*> writers_;
   AuditChain chain_{AuditHead{}};  // only the leader touches it, outside mu_
-  AuditHead head_;                 // committed head (readers)
+  AuditHead head_;                 // head of the written batches
+  AuditHead durable_head_;         // head of the batches known synced (Head())
+  bool unsynced_writes_ = false;   // a batch was written without sync since the last sync
   std::uint64_t last_checkpoint_sequence_ = 0;
   std::atomic<bool> needs_resume_{false};  // written by the leader only
   CommitStageStats stats_;

@@ -4,9 +4,22 @@
 // (memory_store.h) is the in-memory fake for gateway unit tests.
 //
 // Contract shared by every implementation:
-// - Every state transition (Commit, LeaseNext, Ack, Nack, DeadLetter, Replay, RecordReturn) is one
-//   atomic write carrying its sealed AuditEvent; a call returns OK only after that write is durable
-//   (synced).
+// - Every state transition (Commit, LeaseNext, Ack, Nack, DeadLetter, Replay, RecordReturn) and
+//   every Append is one atomic write carrying its sealed AuditEvent, written in call order.
+// - Commit, Ack, DeadLetter, Replay, RecordReturn, Append and the purges return OK only after
+//   their write is durable (synced): they acknowledge something to someone (a 202, an answer, an
+//   operator's action, a mailbox confirmation) or remove data.
+// - LeaseNext and Nack may return OK before their write is durable: a power cut can lose the
+//   latest of them (a suffix, never one in the middle: any later durable write makes every
+//   earlier one durable too). Neither acknowledges anything to anyone. A lost lease leaves the
+//   entry due again, so the message is delivered again with the same id (the insurer
+//   de-duplicates; `attempts` and the "attempt" events undercount by the lost ones); a lost Nack
+//   leaves the entry leased, so it is due when that lease expires instead of at the scheduled
+//   retry (or at once when its lease was lost too), and its "retry" event and last_error are
+//   lost: a retry at another time, never a lost message. The audit chain stays a prefix of what was
+//   written: its head is stored in the same batch as its events, so the head found after a
+//   restart is that of the last batch that survived; no gap, no fork. Audit reads (Query, Head,
+//   Verify) only ever show durable events: they make pending writes durable first.
 // - kUnavailable: nothing was written (a write or sync error, the store is in a background-error
 //   state, or free disk space is below the reserve — which refuses only new work: Commit, Replay,
 //   Append, RecordReturn; queue transitions and purges still run so the queue drains). The caller
@@ -224,7 +237,8 @@ class DurableQueue {
 
   // The first entry of `destination` with due time <= now, leased until now + lease_for
   // (attempts+1, state delivering, audit "attempt"); nullopt when nothing is due. A worker that
-  // crashes simply lets the lease expire. Errors: kUnavailable.
+  // crashes simply lets the lease expire. Not synced (see the contract above): after a power cut
+  // the lease may be gone and the entry due again. Errors: kUnavailable.
   virtual StatusOr<std::optional<Lease>> LeaseNext(std::string_view destination, TimePoint now,
                                                    std::chrono::milliseconds lease_for) = 0;
 
@@ -233,7 +247,8 @@ class DurableQueue {
   virtual Status Ack(const Lease& lease, NewAnswer answer) = 0;
 
   // Moves the entry to `next_attempt_at`; the delivery becomes retrying (audit "retry" with
-  // `error`, which must hold no patient data). Errors: as Ack.
+  // `error`, which must hold no patient data). Not synced (see the contract above): after a
+  // power cut the entry may be due at the lease's expiry instead. Errors: as Ack.
   virtual Status Nack(const Lease& lease, TimePoint next_attempt_at, std::string_view error) = 0;
 
   // Removes the entry and writes a dead letter; the delivery becomes dead (audit "dead-lettered").
