@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "codecs/blob.h"
+#include "codecs/codec_util.h"
 #include "codecs/xml_util.h"
 
 namespace psl::codecs {
@@ -193,11 +194,8 @@ bool GenAsyncCodec::IsGenAsync(const xmlNode* root) {
 
 StatusOr<GenAsyncPost> GenAsyncCodec::Decode(std::string_view bytes,
                                              ValidationReport* report) const {
-  Problem problem;
-  StatusOr<XmlDocPtr> doc = ParseUntrustedXml(bytes, limits_, &problem);
+  StatusOr<XmlDocPtr> doc = ParseEnvelopeReporting(bytes, limits_, &report->problems);
   if (!doc.ok()) {
-    problem.document = "envelope";
-    report->problems.push_back(std::move(problem));
     return doc.status();
   }
   return DecodeParsed(std::move(doc).value(), report);

@@ -28,6 +28,7 @@
 #include "codecs/deflate.h"
 #include "codecs/genasync.h"
 #include "codecs/schema_registry.h"
+#include "codecs/testing/fuzz_replay.h"
 #include "codecs/xml_parser.h"
 
 namespace psl::codecs {
@@ -41,18 +42,7 @@ struct FuzzState {
 
 FuzzState* MakeFuzzState() {
   auto* state = new FuzzState();
-  const char* env = std::getenv("PSL_SCHEMAS_DIR");  // NOLINT(concurrency-mt-unsafe)
-  const std::filesystem::path root = (env != nullptr && *env != '\0')
-                                         ? std::filesystem::path(env)
-                                         : std::filesystem::path(PSL_SHARED_DIR) / "schemas";
-  auto loaded = SchemaRegistry::Load(root);
-  if (!loaded.ok()) {
-    // Start-up failure: fail loudly, a fuzzer without schemas would test nothing.
-    std::fprintf(stderr, "genasync_fuzz: cannot load schemas from %s: %s\n", root.c_str(),
-                 loaded.status().ToString().c_str());
-    std::abort();
-  }
-  state->schemas = std::move(loaded).value();
+  state->schemas = testing::LoadFuzzSchemasOrDie("genasync_fuzz", PSL_SHARED_DIR);
   state->codec = std::make_unique<GenAsyncCodec>(*state->schemas);
   return state;
 }
@@ -99,14 +89,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   // Invariants for any input: every problem names its rule and says what is wrong; a refusal
   // comes with an error and an acceptance with none; an accepted post names one insurer and
   // one sender.
-  for (const psl::codecs::Problem& p : report.problems) {
-    if (p.code.empty() || p.message.empty()) {
-      std::abort();
-    }
-  }
-  if (post.ok() == psl::codecs::HasErrors(report.problems)) {
-    std::abort();
-  }
+  psl::codecs::testing::AbortUnlessOutcomeMatches(post.ok(), report.problems);
   if (post.ok() && (post->destination.size() != 3 || post->sender_nihii.size() != 11 ||
                     post->record_count != post->file.records.size())) {
     std::abort();
@@ -115,7 +98,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 }
 
 #ifdef PSL_FUZZ_REPLAY_MAIN
-#include "codecs/testing/fuzz_replay.h"
 
 // Usage: genasync_fuzz_replay FILE_OR_FOLDER...
 int main(int argc, char** argv) {

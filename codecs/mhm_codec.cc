@@ -4,6 +4,7 @@
 
 #include "base/brussels_time.h"
 #include "codecs/blob.h"
+#include "codecs/codec_util.h"
 #include "codecs/xades.h"
 #include "codecs/xml_util.h"
 
@@ -109,11 +110,8 @@ Status MhmCodec::CheckDetailOnly(xmlDoc* detail, ValidationReport* report) const
 }
 
 StatusOr<MhmRequest> MhmCodec::Decode(std::string_view bytes, ValidationReport* report) const {
-  Problem problem;
-  StatusOr<XmlDocPtr> doc = ParseUntrustedXml(bytes, limits_, &problem);
+  StatusOr<XmlDocPtr> doc = ParseEnvelopeReporting(bytes, limits_, &report->problems);
   if (!doc.ok()) {
-    problem.document = "envelope";
-    report->problems.push_back(std::move(problem));
     return doc.status();
   }
   return DecodeParsed(std::move(doc).value(), report);
@@ -153,20 +151,10 @@ StatusOr<MhmRequest> MhmCodec::DecodeParsed(XmlDocPtr envelope, ValidationReport
     std::optional<std::string> payload =
         DecodeBlob(detail, limits_.max_bytes, &request.content_encoding, &problems, &malformed);
     if (payload) {
-      Problem parse_problem;
-      StatusOr<XmlDocPtr> parsed = ParseUntrustedXml(*payload, limits_, &parse_problem);
-      if (parsed.ok()) {
-        detail_doc = std::move(parsed).value();
+      detail_doc = ParseDetailPayload(*payload, detail, limits_, &problems);
+      if (detail_doc != nullptr) {
         request.detail_xml = std::move(*payload);
       } else {
-        parse_problem.document = "detail";
-        if (parse_problem.line == 0) {
-          // Nothing to point at inside the payload (e.g. it is empty): point at the blob.
-          parse_problem.document = "envelope";
-          parse_problem.line = Line(detail);
-          parse_problem.path = NodePath(detail);
-        }
-        problems.push_back(std::move(parse_problem));
         malformed = true;
       }
     }

@@ -21,40 +21,18 @@
 #include <string>
 #include <string_view>
 
-#include "base/testing/fake_clock.h"
 #include "codecs/schema_registry.h"
+#include "codecs/testing/fuzz_replay.h"
 #include "codecs/validator.h"
 #include "codecs/xml_parser.h"
 
 namespace psl::codecs {
 namespace {
 
-// What every input needs, built on the first input and kept for the process (libFuzzer has no
-// tear-down hook; libxml2 cannot be initialised again after its clean-up).
-struct FuzzState {
-  XmlLibrary library;
-  std::unique_ptr<SchemaRegistry> schemas;
-  testing::FakeClock clock;
-  std::unique_ptr<MessageValidator> validator;
-};
+using FuzzState = testing::DatedFuzzState<MessageValidator>;
 
 FuzzState* MakeFuzzState() {
-  auto* state = new FuzzState();
-  const char* env = std::getenv("PSL_SCHEMAS_DIR");
-  const std::filesystem::path root = (env != nullptr && *env != '\0')
-                                         ? std::filesystem::path(env)
-                                         : std::filesystem::path(PSL_SHARED_DIR) / "schemas";
-  auto loaded = SchemaRegistry::Load(root);
-  if (!loaded.ok()) {
-    // Start-up failure: fail loudly, a fuzzer without schemas would test nothing.
-    std::fprintf(stderr, "mhm_fuzz: cannot load schemas from %s: %s\n", root.c_str(),
-                 loaded.status().ToString().c_str());
-    std::abort();
-  }
-  state->schemas = std::move(loaded).value();
-  state->clock.SetUtc(2025, 1, 2, 10, 0);
-  state->validator = std::make_unique<MessageValidator>(*state->schemas, state->clock);
-  return state;
+  return testing::MakeDatedFuzzState<MessageValidator>("mhm_fuzz", PSL_SHARED_DIR);
 }
 
 }  // namespace
@@ -63,17 +41,13 @@ FuzzState* MakeFuzzState() {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   static psl::codecs::FuzzState* const state = psl::codecs::MakeFuzzState();
   const psl::codecs::ValidationReport report =
-      state->validator->Validate(std::string_view(reinterpret_cast<const char*>(data), size));
+      state->decoder->Validate(std::string_view(reinterpret_cast<const char*>(data), size));
   // Invariant for any input: every problem names its rule (code) and says what is wrong.
-  for (const psl::codecs::Problem& p : report.problems) {
-    if (p.code.empty() || p.message.empty())
-      std::abort();
-  }
+  psl::codecs::testing::AbortUnlessProblemsNamed(report.problems);
   return 0;
 }
 
 #ifdef PSL_FUZZ_REPLAY_MAIN
-#include "codecs/testing/fuzz_replay.h"
 
 // Usage: mhm_fuzz_replay FILE_OR_FOLDER...
 int main(int argc, char** argv) {

@@ -7,7 +7,9 @@
 #include "base/brussels_time.h"
 #include "base/random.h"
 #include "codecs/base64.h"
+#include "codecs/codec_util.h"
 #include "codecs/deflate.h"
+#include "codecs/kmehr_util.h"
 #include "codecs/mhm_rules.h"
 #include "codecs/soap.h"
 #include "codecs/xades.h"
@@ -19,8 +21,6 @@ namespace {
 using std::chrono::system_clock;
 
 constexpr char kCommonsCoreNs[] = "urn:be:fgov:ehealth:mycarenet:commons:core:v3";
-constexpr char kMessageServicesCoreNs[] = "http://www.ehealth.fgov.be/messageservices/core/v1";
-constexpr char kKmehrNs[] = "http://www.ehealth.fgov.be/standards/kmehr/schema/v1";
 // The MHM requests' kmehr standard (DOMAIN.md §4.1): the set used for an answer without a
 // kmehrmessage, which then has no CD-STANDARD of its own.
 constexpr char kMhmCdStandard[] = "20181201";
@@ -28,29 +28,6 @@ constexpr char kMhmCdStandard[] = "20181201";
 // Brussels civil time, as kmehr dates and times are read by MyCareNet.
 system_clock::time_point BrusselsLocal(system_clock::time_point t) {
   return t + BrusselsUtcOffset(t);
-}
-
-xmlNode* AddText(xmlNode* parent, xmlNs* ns, const char* name, const std::string& text) {
-  return AddElement(parent, ns, name, &text);
-}
-void SetAttr(xmlNode* n, const char* name, const std::string& value) {
-  xmlNewProp(n, ToXmlChar(name), ToXmlChar(value));
-}
-
-// A deep copy of `node` (from another document) appended to `parent`.
-bool CopyInto(xmlNode* parent, const xmlNode* node) {
-  if (node == nullptr) {
-    return false;
-  }
-  xmlNode* copy = xmlDocCopyNode(const_cast<xmlNode*>(node), parent->doc, 1);
-  if (copy == nullptr) {
-    return false;
-  }
-  if (xmlAddChild(parent, copy) == nullptr) {
-    xmlFreeNode(copy);
-    return false;
-  }
-  return true;
 }
 
 // The kmehr item of `transaction` whose cd is `code`, or null.
@@ -65,45 +42,13 @@ const xmlNode* ItemOf(const xmlNode* transaction, std::string_view code) {
   return nullptr;
 }
 
-// The value of the first cd of `n` whose S attribute is `scheme` ("" when none).
-std::string CdWithScheme(const xmlNode* n, const char* scheme) {
-  for (const xmlNode* cd : Children(n, "cd")) {
-    if (Attr(cd, "S") == scheme) {
-      return TrimmedContent(cd);
-    }
-  }
-  return "";
-}
-
 struct Party {
   std::string id;
   std::string name;
 };
 
-// hcparty of the insurer: ID-HCPARTY <code>, CD-HCPARTY orginsurance, name.
-void AddInsurerParty(xmlNode* parent, xmlNs* kmehr, const Party& insurer) {
-  xmlNode* hcparty = AddElement(parent, kmehr, "hcparty");
-  xmlNode* id = AddText(hcparty, kmehr, "id", insurer.id);
-  SetAttr(id, "S", "ID-HCPARTY");
-  SetAttr(id, "SV", "1.0");
-  xmlNode* cd = AddText(hcparty, kmehr, "cd", "orginsurance");
-  SetAttr(cd, "S", "CD-HCPARTY");
-  SetAttr(cd, "SV", "1.15");
-  AddText(hcparty, kmehr, "name", insurer.name);
-}
-
-xmlNode* AddKmehrId(xmlNode* parent, xmlNs* ns, const std::string& value) {
-  xmlNode* id = AddText(parent, ns, "id", value);
-  SetAttr(id, "S", "ID-KMEHR");
-  SetAttr(id, "SV", "1.0");
-  return id;
-}
-
 xmlNode* AddItemCd(xmlNode* item, xmlNs* kmehr, const char* code) {
-  xmlNode* cd = AddText(item, kmehr, "cd", code);
-  SetAttr(cd, "S", "CD-ITEM-MYCARENET");
-  SetAttr(cd, "SV", "1.6");
-  return cd;
+  return AddKmehrCd(item, kmehr, "CD-ITEM-MYCARENET", "1.6", code);
 }
 
 // The kmehr SendTransactionResponse answering `detail` (the request's decoded payload).
@@ -122,108 +67,45 @@ StatusOr<std::string> BuildDetail(const xmlDoc* detail, const MhmRequest& reques
   }
 
   const system_clock::time_point local = BrusselsLocal(now);
-  const std::string date = FormatUtc(local, "%Y-%m-%d");
-  const std::string time = FormatUtc(local, "%H:%M:%S");
-
-  XmlDocPtr doc(xmlNewDoc(ToXmlChar("1.0")));
-  xmlNode* root = xmlNewDocNode(doc.get(), nullptr, ToXmlChar("SendTransactionResponse"), nullptr);
-  xmlDocSetRootElement(doc.get(), root);
-  xmlNs* protocol =
-      xmlNewNs(root, ToXmlChar(std::string(kMessageServicesNamespace)), ToXmlChar("ns6"));
-  xmlSetNs(root, protocol);
-  xmlNs* core = xmlNewNs(root, ToXmlChar(kMessageServicesCoreNs), ToXmlChar("ns2"));
-  xmlNs* kmehr = xmlNewNs(root, ToXmlChar(kKmehrNs), ToXmlChar("ns3"));
-  SetAttr(root, "messageProtocoleSchemaVersion", "1.27");
-
+  const KmehrAnswerer by{insurer.id, insurer.name, local};
   // response: who answers, when, to which request.
-  xmlNode* response = AddElement(root, core, "response");
-  AddKmehrId(response, core, insurer.id + "." + FormatUtc(local, "%Y%m%d%H%M%S"));
-  AddInsurerParty(AddElement(response, core, "author"), kmehr, insurer);
-  AddText(response, core, "date", date);
-  AddText(response, core, "time", time);
-  xmlNode* echoed = AddElement(response, core, "request");
-  for (const char* name : {"id", "author", "date", "time"}) {
-    if (!CopyInto(echoed, Child(req_request, name))) {
-      return Status::Invalid(std::string("the request's Detail lacks request/") + name);
-    }
+  StatusOr<KmehrAnswer> answer = StartKmehrAnswer(req_request, "1.27", by, "Detail");
+  if (!answer.ok()) {
+    return answer.status();
   }
-
-  xmlNode* acknowledge = AddElement(root, core, "acknowledge");
-  AddText(acknowledge, core, "iscomplete", spec.accepted ? "true" : "false");
-  for (const MhmAnswerError& e : spec.errors) {
-    xmlNode* error = AddElement(acknowledge, core, "error");
-    xmlNode* cd = AddText(error, kmehr, "cd", e.code);
-    SetAttr(cd, "S", "CD-ERROR");
-    SetAttr(cd, "SV", "1.0");
-    xmlNode* description =
-        AddText(error, kmehr, "description",
-                e.description.empty() ? "MyCareNet error " + e.code : e.description);
-    SetAttr(description, "L", "en");
-    if (!e.url.empty()) {
-      AddText(error, kmehr, "url", e.url);
-    }
-  }
+  AddKmehrAcknowledge(*answer, spec.accepted, spec.errors);
 
   if (spec.accepted && request.operation == MhmOperation::kSubscription) {
-    xmlNode* message = AddElement(root, core, "kmehrmessage");
-    xmlNode* header = AddElement(message, kmehr, "header");
-    if (!CopyInto(header, Child(req_header, "standard"))) {
-      return Status::Invalid("the request's Detail lacks header/standard");
+    StatusOr<xmlNode*> transaction =
+        AddKmehrAnswerTransaction(*answer, req_header, req_patient, by, "maaagreement", "Detail");
+    if (!transaction.ok()) {
+      return transaction.status();
     }
-    AddKmehrId(header, kmehr, "1");
-    AddText(header, kmehr, "date", date);
-    AddText(header, kmehr, "time", time);
-    AddInsurerParty(AddElement(header, kmehr, "sender"), kmehr, insurer);
-    xmlNode* recipient = AddElement(header, kmehr, "recipient");
-    if (!CopyInto(recipient, Child(Child(req_header, "sender"), "hcparty"))) {
-      return Status::Invalid("the request's Detail lacks header/sender/hcparty");
-    }
-    xmlNode* folder = AddElement(message, kmehr, "folder");
-    AddKmehrId(folder, kmehr, "1");
-    CopyInto(folder, req_patient);
-    xmlNode* tx = AddElement(folder, kmehr, "transaction");
-    AddKmehrId(tx, kmehr, "1");
-    xmlNode* tx_cd = AddText(tx, kmehr, "cd", "maaagreement");
-    SetAttr(tx_cd, "S", "CD-TRANSACTION-MYCARENET");
-    SetAttr(tx_cd, "SV", "1.5");
-    AddText(tx, kmehr, "date", date);
-    AddText(tx, kmehr, "time", time);
-    AddInsurerParty(AddElement(tx, kmehr, "author"), kmehr, insurer);
-    AddText(tx, kmehr, "iscomplete", "true");
-    AddText(tx, kmehr, "isvalidated", "true");
+    xmlNode* tx = *transaction;
+    xmlNs* kmehr = answer->kmehr;
     int item_id = 0;
     if (const xmlNode* type = ItemOf(req_transaction, "agreementtype")) {
       xmlNode* item = AddElement(tx, kmehr, "item");
       AddKmehrId(item, kmehr, std::to_string(++item_id));
       AddItemCd(item, kmehr, "agreementtype");
-      CopyInto(item, Child(type, "content"));
+      AppendCopy(item, Child(type, "content"));
     }
     xmlNode* reference = AddElement(tx, kmehr, "item");
     AddKmehrId(reference, kmehr, std::to_string(++item_id));
     AddItemCd(reference, kmehr, "decisionreference");
     xmlNode* content = AddElement(reference, kmehr, "content");
-    xmlNode* ref_id = AddText(content, kmehr, "id", spec.decision_reference);
-    SetAttr(ref_id, "S", "LOCAL");
-    SetAttr(ref_id, "SV", "1.0");
-    SetAttr(ref_id, "SL", "IOreferencesystemname");
+    xmlNode* ref_id = AddElement(content, kmehr, "id", spec.decision_reference);
+    SetAttribute(ref_id, "S", "LOCAL");
+    SetAttribute(ref_id, "SV", "1.0");
+    SetAttribute(ref_id, "SL", "IOreferencesystemname");
     if (const xmlNode* start = ItemOf(req_transaction, "agreementstartdate")) {
       xmlNode* item = AddElement(tx, kmehr, "item");
       AddKmehrId(item, kmehr, std::to_string(++item_id));
       AddItemCd(item, kmehr, "agreementstartdate");
-      CopyInto(item, Child(start, "content"));
+      AppendCopy(item, Child(start, "content"));
     }
   }
-  return SerialiseXml(doc.get());
-}
-
-// ParseUntrustedXmlNamed, a failure other than kTooLarge reported as `code`.
-StatusOr<XmlDocPtr> ParseWith(std::string_view bytes, const XmlLimits& limits,
-                              const std::string& what, StatusCode code) {
-  StatusOr<XmlDocPtr> doc = ParseUntrustedXmlNamed(bytes, limits, what);
-  if (!doc.ok() && doc.status().code() != StatusCode::kTooLarge) {
-    return Status(code, doc.status().message());
-  }
-  return doc;
+  return SerialiseXml(answer->doc.get());
 }
 
 std::optional<MhmOperation> ResponseOperationOf(const xmlNode* root) {
@@ -234,19 +116,6 @@ std::optional<MhmOperation> ResponseOperationOf(const xmlNode* root) {
     }
   }
   return std::nullopt;
-}
-
-// "<first problem> (line L, path P)" and how many more, for a kInvalid message.
-std::string Summarise(const std::vector<Problem>& problems) {
-  if (problems.empty()) {
-    return "no detail";
-  }
-  const Problem& p = problems.front();
-  std::string s = p.message + " (line " + std::to_string(p.line) + ", " + p.path + ")";
-  if (problems.size() > 1) {
-    s += " and " + std::to_string(problems.size() - 1) + " more";
-  }
-  return s;
 }
 
 }  // namespace
@@ -288,8 +157,8 @@ StatusOr<std::string> BuildMhmResponse(const MhmRequest& request, const MhmRespo
   if (insurer.key == nullptr || insurer.certificate == nullptr) {
     return Status::FailedPrecondition("no insurer signing key or certificate");
   }
-  StatusOr<XmlDocPtr> detail =
-      ParseWith(request.detail_xml, XmlLimits{}, "the request's Detail", StatusCode::kInvalid);
+  StatusOr<XmlDocPtr> detail = ParseUntrustedXmlAs(request.detail_xml, XmlLimits{},
+                                                   "the request's Detail", StatusCode::kInvalid);
   if (!detail.ok()) {
     return detail.status();
   }
@@ -314,22 +183,22 @@ StatusOr<std::string> BuildMhmResponse(const MhmRequest& request, const MhmRespo
   xmlSetNs(root, mhm);
   xmlNs* mcp = xmlNewNs(root, ToXmlChar(kCommonsProtocolNs), ToXmlChar("mcp"));
   xmlNs* mc = xmlNewNs(root, ToXmlChar(kCommonsCoreNs), ToXmlChar("mc"));
-  SetAttr(root, "Id", spec.response_id.empty() ? "_" + uuid : spec.response_id);
-  SetAttr(root, "InResponseTo", request.envelope_id);
-  SetAttr(root, "IssueInstant", FormatUtc(now, kXsDateTimeUtcFormat));
+  SetAttribute(root, "Id", spec.response_id.empty() ? "_" + uuid : spec.response_id);
+  SetAttribute(root, "InResponseTo", request.envelope_id);
+  SetAttribute(root, "IssueInstant", FormatUtc(now, kXsDateTimeUtcFormat));
   xmlNode* ret = AddElement(root, mcp, "Return");
   xmlNode* output = AddElement(ret, mcp, "CommonOutput");
-  AddText(output, mc, "InputReference", request.envelope_id);
+  AddElement(output, mc, "InputReference", request.envelope_id);
   if (!spec.nip_reference.empty()) {
-    AddText(output, mc, "NIPReference", spec.nip_reference);
+    AddElement(output, mc, "NIPReference", spec.nip_reference);
   }
   if (!spec.output_reference.empty()) {
-    AddText(output, mc, "OutputReference", spec.output_reference);
+    AddElement(output, mc, "OutputReference", spec.output_reference);
   }
-  xmlNode* blob = AddText(ret, mcp, "Detail", EncodeBase64(*kmehr));
-  SetAttr(blob, "ContentEncoding", "none");
-  SetAttr(blob, "ContentType", "text/xml");
-  SetAttr(blob, "Id", "_" + detail_uuid);
+  xmlNode* blob = AddElement(ret, mcp, "Detail", EncodeBase64(*kmehr));
+  SetAttribute(blob, "ContentEncoding", "none");
+  SetAttribute(blob, "ContentType", "text/xml");
+  SetAttribute(blob, "Id", "_" + detail_uuid);
   StatusOr<std::string> unsigned_xml = SerialiseXml(doc.get());
   if (!unsigned_xml.ok()) {
     return unsigned_xml.status();
@@ -343,24 +212,14 @@ StatusOr<MhmAnswer> ParseMhmResponse(std::string_view bytes, const SchemaRegistr
   if (trust == nullptr) {
     return Status::FailedPrecondition("no trust store to verify the insurer's answer against");
   }
-  StatusOr<XmlDocPtr> parsed = ParseWith(bytes, limits, "the answer", StatusCode::kMalformed);
+  StatusOr<XmlDocPtr> parsed =
+      ParseUntrustedXmlAs(bytes, limits, "the answer", StatusCode::kMalformed);
   if (!parsed.ok()) {
     return parsed.status();
   }
   XmlDocPtr doc = std::move(parsed).value();
   std::string body_xml(bytes);
-  if (IsElement(xmlDocGetRootElement(doc.get()), kSoap11Ns, "Envelope")) {
-    StatusOr<SoapResponse> soap = ParseSoapResponse(bytes, limits);
-    if (!soap.ok()) {
-      return soap.status();
-    }
-    if (soap->fault) {
-      return Status::Invalid("the insurer answered a SOAP Fault (" + soap->fault->code +
-                             "): " + soap->fault->message.substr(0, 200));
-    }
-    doc = std::move(soap->body);
-    body_xml = std::move(soap->body_xml);
-  }
+  PSL_RETURN_IF_ERROR(UnwrapSoapAnswer(bytes, limits, "the insurer", &doc, &body_xml));
   xmlNode* root = xmlDocGetRootElement(doc.get());
   const std::optional<MhmOperation> operation = ResponseOperationOf(root);
   if (!operation) {
@@ -370,7 +229,8 @@ StatusOr<MhmAnswer> ParseMhmResponse(std::string_view bytes, const SchemaRegistr
   }
   std::vector<Problem> problems;
   if (!schemas.ValidateEnvelope(EnvelopeSchema::kMhm, doc.get(), "envelope", &problems)) {
-    return Status::Invalid("the answer does not pass the MHM schema: " + Summarise(problems));
+    return Status::Invalid("the answer does not pass the MHM schema: " +
+                           DescribeFirstProblem(problems));
   }
   StatusOr<VerifiedSignature> verified = VerifyBlobResponse(body_xml, trust, clock);
   if (!verified.ok()) {
@@ -416,7 +276,7 @@ StatusOr<MhmAnswer> ParseMhmResponse(std::string_view bytes, const SchemaRegistr
     return Status::Invalid("the answer's Detail/@ContentEncoding must be none or deflate");
   }
   StatusOr<XmlDocPtr> kmehr =
-      ParseWith(*kmehr_bytes, limits, "the answer's Detail", StatusCode::kInvalid);
+      ParseUntrustedXmlAs(*kmehr_bytes, limits, "the answer's Detail", StatusCode::kInvalid);
   if (!kmehr.ok()) {
     return kmehr.status();
   }
@@ -435,7 +295,7 @@ StatusOr<MhmAnswer> ParseMhmResponse(std::string_view bytes, const SchemaRegistr
   problems.clear();
   if (!schemas.ValidateKmehrRequest(version, kmehr->get(), "detail", &problems)) {
     return Status::Invalid("the answer's Detail does not pass the kmehr " + version +
-                           " schema: " + Summarise(problems));
+                           " schema: " + DescribeFirstProblem(problems));
   }
 
   const xmlNode* acknowledge = Child(kroot, "acknowledge");
@@ -449,7 +309,7 @@ StatusOr<MhmAnswer> ParseMhmResponse(std::string_view bytes, const SchemaRegistr
   std::string decision_reference;
   for (const xmlNode* folder : Children(message, "folder")) {
     for (const xmlNode* tx : Children(folder, "transaction")) {
-      const std::string code = CdWithScheme(tx, "CD-TRANSACTION-MYCARENET");
+      const std::string code = CdOf(tx, "CD-TRANSACTION-MYCARENET");
       if (code == "maarefusal") {
         accepted = false;
       }

@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "codecs/identifiers.h"
+#include "codecs/kmehr_util.h"
 #include "codecs/xml_util.h"
 
 namespace psl::codecs {
@@ -273,69 +274,6 @@ const xmlNode* Path(const xmlNode* from, std::initializer_list<std::string_view>
   return n;
 }
 
-// The first child `local_name` whose attribute `attr` is `value`.
-const xmlNode* ChildWith(const xmlNode* parent, std::string_view local_name, const char* attr,
-                         std::string_view value) {
-  for (const xmlNode* c : Children(parent, local_name)) {
-    if (Attr(c, attr) == value) {
-      return c;
-    }
-  }
-  return nullptr;
-}
-
-bool AllDigits(std::string_view s) {
-  if (s.empty()) {
-    return false;
-  }
-  for (char c : s) {
-    if (c < '0' || c > '9') {
-      return false;
-    }
-  }
-  return true;
-}
-
-bool IsPositiveInteger(std::string_view s) {
-  return AllDigits(s) && s.find_first_not_of('0') != std::string_view::npos;
-}
-
-// xs:date "yyyy-mm-dd" with an optional time-zone suffix, which MyCareNet ignores.
-std::optional<std::chrono::year_month_day> ParseDate(std::string_view s) {
-  if (s.size() < 10 || !AllDigits(s.substr(0, 4)) || s[4] != '-' || !AllDigits(s.substr(5, 2)) ||
-      s[7] != '-' || !AllDigits(s.substr(8, 2))) {
-    return std::nullopt;
-  }
-  const auto num = [&](std::size_t pos, std::size_t len) {
-    int v = 0;
-    for (std::size_t i = pos; i < pos + len; ++i) {
-      v = v * 10 + (s[i] - '0');
-    }
-    return v;
-  };
-  const std::chrono::year_month_day d{std::chrono::year{num(0, 4)},
-                                      std::chrono::month{static_cast<unsigned>(num(5, 2))},
-                                      std::chrono::day{static_cast<unsigned>(num(8, 2))}};
-  if (!d.ok()) {
-    return std::nullopt;
-  }
-  return d;
-}
-
-// <NIHII11>.<yyyyMMddHHmmss>
-bool IsRequestIdFormat(std::string_view id) {
-  if (id.size() != 26 || id[11] != '.' || !AllDigits(id.substr(0, 11)) ||
-      !AllDigits(id.substr(12))) {
-    return false;
-  }
-  const std::string date = std::string(id.substr(12, 4)) + "-" + std::string(id.substr(16, 2)) +
-                           "-" + std::string(id.substr(18, 2));
-  const auto two = [&](std::size_t pos) {
-    return (id[pos] - '0') * 10 + (id[pos + 1] - '0');
-  };
-  return ParseDate(date).has_value() && two(20) < 24 && two(22) < 60 && two(24) < 60;
-}
-
 bool IsDottedDigits(std::string_view s) {
   if (s.empty() || s.front() == '.' || s.back() == '.') {
     return false;
@@ -354,73 +292,11 @@ bool IsDottedDigits(std::string_view s) {
 }
 
 // Collects problems from rule ids, so every emitted (code, path) comes from the table.
-class Findings {
- public:
-  Findings(std::vector<Problem>* problems, std::string envelope_root)
-      : problems_(problems), envelope_root_(std::move(envelope_root)) {}
-
-  void Add(MhmRule rule, const xmlNode* at, std::string_view why = {}) {
-    const MhmRuleSpec& spec = MhmRuleSpecFor(rule);
-    Problem p;
-    p.code = std::string(spec.code);
-    p.message = std::string(spec.message);
-    if (!why.empty()) {
-      p.message += ": ";
-      p.message += why;
-    }
-    p.line = Line(at);
-    p.column = 0;
-    p.path = spec.document == "envelope" ? "/" + envelope_root_ + std::string(spec.path)
-                                         : std::string(spec.path);
-    p.document = std::string(spec.document);
-    p.severity = spec.severity;
-    problems_->push_back(std::move(p));
-  }
-
- private:
-  std::vector<Problem>* problems_;
-  std::string envelope_root_;
-};
-
-struct NihiiRules {
-  MhmRule missing;
-  MhmRule invalid;
-  MhmRule mod89;
-};
-
-// The ID-HCPARTY of the first hcparty of `container` that has one; reports missing/invalid.
-// Returns the value (possibly invalid) and sets *at to the element to point at.
-std::string CheckHcpartyNihii(const xmlNode* container, const xmlNode* fallback,
-                              const NihiiRules& rules, Findings* f, bool* valid) {
-  *valid = false;
-  const xmlNode* id = nullptr;
-  for (const xmlNode* party : Children(container, "hcparty")) {
-    id = ChildWith(party, "id", "S", "ID-HCPARTY");
-    if (id != nullptr) {
-      break;
-    }
-  }
-  std::string value = TrimmedContent(id);
-  if (value.empty()) {
-    f->Add(rules.missing, id != nullptr ? id : (container != nullptr ? container : fallback));
-    return value;
-  }
-  const NihiiResult r = CheckNihii(value);
-  if (!r.ok() || value.size() != 11) {
-    f->Add(rules.invalid, id,
-           r.ok() ? std::string_view("an 11-digit form is required") : IdCheckText(r.check));
-    return value;
-  }
-  if (r.mod89) {
-    f->Add(rules.mod89, id);
-  }
-  *valid = true;
-  return value;
-}
+using Findings = KmehrFindings<&MhmRuleSpecFor>;
 
 void CheckTodayDate(const xmlNode* date_node, const xmlNode* fallback,
                     std::chrono::year_month_day today, MhmRule future, MhmRule past, Findings* f) {
-  const auto d = ParseDate(TrimmedContent(date_node));
+  const auto d = ParseKmehrDate(TrimmedContent(date_node));
   if (!d) {
     return;  // absent or not an xs:date: the schema reports it
   }
@@ -430,36 +306,6 @@ void CheckTodayDate(const xmlNode* date_node, const xmlNode* fallback,
   if (*d < today) {
     f->Add(past, date_node != nullptr ? date_node : fallback);
   }
-}
-
-// The item of `transaction` whose CD-ITEM-MYCARENET is `type`.
-const xmlNode* ItemOf(const xmlNode* transaction, std::string_view type) {
-  for (const xmlNode* item : Children(transaction, "item")) {
-    const xmlNode* cd = ChildWith(item, "cd", "S", "CD-ITEM-MYCARENET");
-    if (TrimmedContent(cd) == type) {
-      return item;
-    }
-  }
-  return nullptr;
-}
-
-// Where a problem about a whole item points: the cd naming the item's type.
-const xmlNode* At(const xmlNode* item) {
-  const xmlNode* cd = ChildWith(item, "cd", "S", "CD-ITEM-MYCARENET");
-  return cd != nullptr ? cd : item;
-}
-
-// The first `local_name` under any content of `item` (optionally with SL = `sl`).
-const xmlNode* ContentChild(const xmlNode* item, std::string_view local_name,
-                            std::string_view sl = {}) {
-  for (const xmlNode* content : Children(item, "content")) {
-    for (const xmlNode* c : Children(content, local_name)) {
-      if (sl.empty() || Attr(c, "SL") == sl) {
-        return c;
-      }
-    }
-  }
-  return nullptr;
 }
 
 class DetailChecker {
@@ -484,10 +330,9 @@ class DetailChecker {
     const xmlNode* anchor = request != nullptr ? request : root_;
     // Comparisons use only valid NIHIIs: an invalid one is reported once, not once per comparison.
     bool author_valid = false;
-    facts_->request_author_nihii = CheckHcpartyNihii(
-        Child(request, "author"), anchor,
-        {R::kRequestAuthorMissing, R::kRequestAuthorInvalid, R::kRequestAuthorMod89}, f_,
-        &author_valid);
+    facts_->request_author_nihii =
+        CheckHcpartyNihii(Child(request, "author"), anchor, R::kRequestAuthorMissing,
+                          R::kRequestAuthorInvalid, R::kRequestAuthorMod89, f_, &author_valid);
     author_valid_ = author_valid;
 
     if (author_valid_ && !facts_->care_provider_nihii.empty() &&
@@ -497,14 +342,14 @@ class DetailChecker {
 
     const xmlNode* id = Child(request, "id");
     facts_->request_id = TrimmedContent(id);
-    if (!IsRequestIdFormat(facts_->request_id)) {
+    if (!IsKmehrRequestId(facts_->request_id)) {
       f_->Add(R::kRequestIdFormat, id != nullptr ? id : anchor);
     } else if (author_valid_ && facts_->request_id.substr(0, 11) != facts_->request_author_nihii) {
       f_->Add(R::kRequestIdAuthor, id);
     }
 
     const xmlNode* date = Child(request, "date");
-    request_date_ = ParseDate(TrimmedContent(date));
+    request_date_ = ParseKmehrDate(TrimmedContent(date));
     CheckTodayDate(date, anchor, in_.today, R::kRequestDateFuture, R::kRequestDatePast, f_);
   }
 
@@ -522,35 +367,22 @@ class DetailChecker {
     }
 
     const xmlNode* date = Child(header, "date");
-    const auto header_date = ParseDate(TrimmedContent(date));
+    const auto header_date = ParseKmehrDate(TrimmedContent(date));
     if (header_date && request_date_ && *header_date != *request_date_) {
       f_->Add(R::kHeaderDate, date);
     }
 
     const xmlNode* sender = Child(header, "sender");
     bool sender_valid = false;
-    sender_nihii_ = CheckHcpartyNihii(
-        sender, anchor, {R::kHeaderSenderMissing, R::kHeaderSenderInvalid, R::kHeaderSenderMod89},
-        f_, &sender_valid);
+    sender_nihii_ =
+        CheckHcpartyNihii(sender, anchor, R::kHeaderSenderMissing, R::kHeaderSenderInvalid,
+                          R::kHeaderSenderMod89, f_, &sender_valid);
     sender_valid_ = sender_valid;
     if (sender_valid_ && author_valid_ && sender_nihii_ != facts_->request_author_nihii) {
       f_->Add(R::kHeaderSenderAuthor, sender);
     }
 
-    const xmlNode* recipient = Child(header, "recipient");
-    const xmlNode* name = nullptr;
-    for (const xmlNode* party : Children(recipient, "hcparty")) {
-      name = Child(party, "name");
-      if (name != nullptr) {
-        break;
-      }
-    }
-    const std::string recipient_name = TrimmedContent(name);
-    if (recipient_name.empty()) {
-      f_->Add(R::kRecipientMissing, recipient != nullptr ? recipient : anchor);
-    } else if (recipient_name != "mycarenet") {
-      f_->Add(R::kRecipientNotMycarenet, name);
-    }
+    CheckMycarenetRecipient(header, anchor, R::kRecipientMissing, R::kRecipientNotMycarenet, f_);
   }
 
   void CheckFolder() {
@@ -639,10 +471,9 @@ class DetailChecker {
 
     const xmlNode* author = Child(tx, "author");
     bool author_valid = false;
-    const std::string author_nihii = CheckHcpartyNihii(
-        author, tx,
-        {R::kTransactionAuthorMissing, R::kTransactionAuthorInvalid, R::kTransactionAuthorMod89},
-        f_, &author_valid);
+    const std::string author_nihii =
+        CheckHcpartyNihii(author, tx, R::kTransactionAuthorMissing, R::kTransactionAuthorInvalid,
+                          R::kTransactionAuthorMod89, f_, &author_valid);
     if (author_valid && !IsMedicalHouseNihii(author_nihii)) {
       f_->Add(R::kTransactionAuthorNotMedicalHouse, author);
     }
@@ -657,53 +488,53 @@ class DetailChecker {
     const bool closure = in_.operation == MhmOperation::kClosure;
 
     // agreementtype: every operation.
-    const xmlNode* type = ItemOf(tx, "agreementtype");
+    const xmlNode* type = ItemOfType(tx, "agreementtype");
     if (type == nullptr) {
       f_->Add(R::kAgreementTypeMissing, tx);
     } else {
-      const xmlNode* cd = ContentChild(type, "cd", "MAA-TYPE");
+      const xmlNode* cd = ContentChild(type, "cd", "SL", "MAA-TYPE");
       if (cd == nullptr) {
         cd = ContentChild(type, "cd");
       }
       if (TrimmedContent(cd).empty()) {
-        f_->Add(R::kAgreementTypeContent, cd != nullptr ? cd : At(type));
+        f_->Add(R::kAgreementTypeContent, cd != nullptr ? cd : ItemAnchor(type));
       } else if (TrimmedContent(cd) != "packagemedicalhouse") {
         f_->Add(R::kAgreementTypeValue, cd);
       }
     }
 
     // istrialperiod: maa only.
-    const xmlNode* trial = ItemOf(tx, "istrialperiod");
+    const xmlNode* trial = ItemOfType(tx, "istrialperiod");
     bool is_trial = false;
     if (trial == nullptr) {
       if (maa) {
         f_->Add(R::kTrialPeriodMissing, tx);
       }
     } else if (!maa) {
-      f_->Add(R::kTrialPeriodNotAllowed, At(trial));
+      f_->Add(R::kTrialPeriodNotAllowed, ItemAnchor(trial));
     } else {
       const xmlNode* b = ContentChild(trial, "boolean");
       const std::string v = TrimmedContent(b);
       if (v.empty()) {
-        f_->Add(R::kTrialPeriodContent, b != nullptr ? b : At(trial));
+        f_->Add(R::kTrialPeriodContent, b != nullptr ? b : ItemAnchor(trial));
       }
       is_trial = v == "true" || v == "1";
     }
 
     // agreementstartdate: maa only.
-    const xmlNode* start = ItemOf(tx, "agreementstartdate");
+    const xmlNode* start = ItemOfType(tx, "agreementstartdate");
     if (start == nullptr) {
       if (maa) {
         f_->Add(R::kStartDateMissing, tx);
       }
     } else if (!maa) {
-      f_->Add(R::kStartDateNotAllowed, At(start));
+      f_->Add(R::kStartDateNotAllowed, ItemAnchor(start));
     } else {
       const xmlNode* d = ContentChild(start, "date");
       const std::string v = TrimmedContent(d);
       if (v.empty()) {
-        f_->Add(R::kStartDateContent, d != nullptr ? d : At(start));
-      } else if (const auto date = ParseDate(v);
+        f_->Add(R::kStartDateContent, d != nullptr ? d : ItemAnchor(start));
+      } else if (const auto date = ParseKmehrDate(v);
                  date &&
                  *date == std::chrono::year_month_day{std::chrono::year{1900}, std::chrono::January,
                                                       std::chrono::day{1}} &&
@@ -713,19 +544,19 @@ class DetailChecker {
     }
 
     // agreementenddate: closure only.
-    const xmlNode* end = ItemOf(tx, "agreementenddate");
+    const xmlNode* end = ItemOfType(tx, "agreementenddate");
     if (end == nullptr) {
       if (closure) {
         f_->Add(R::kEndDateMissing, tx);
       }
     } else if (!closure) {
-      f_->Add(R::kEndDateNotAllowed, At(end));
+      f_->Add(R::kEndDateNotAllowed, ItemAnchor(end));
     } else {
       const xmlNode* d = ContentChild(end, "date");
       const std::string v = TrimmedContent(d);
       if (v.empty()) {
-        f_->Add(R::kEndDateContent, d != nullptr ? d : At(end));
-      } else if (const auto date = ParseDate(v)) {
+        f_->Add(R::kEndDateContent, d != nullptr ? d : ItemAnchor(end));
+      } else if (const auto date = ParseKmehrDate(v)) {
         using std::chrono::months;
         const auto limit_month =
             std::chrono::year_month{in_.today.year(), in_.today.month()} + months{3};
@@ -740,13 +571,13 @@ class DetailChecker {
     }
 
     // decisionreference: cancellation and closure.
-    const xmlNode* reference = ItemOf(tx, "decisionreference");
+    const xmlNode* reference = ItemOfType(tx, "decisionreference");
     if (reference == nullptr) {
       if (!maa) {
         f_->Add(R::kDecisionReferenceMissing, tx);
       }
     } else if (maa) {
-      f_->Add(R::kDecisionReferenceNotAllowed, At(reference));
+      f_->Add(R::kDecisionReferenceNotAllowed, ItemAnchor(reference));
     } else {
       const xmlNode* id = ContentChild(reference, "id");
       if (id == nullptr) {
@@ -757,43 +588,44 @@ class DetailChecker {
       }
       const std::string v = TrimmedContent(id);
       if (v.empty()) {
-        f_->Add(R::kDecisionReferenceContent, id != nullptr ? id : At(reference));
+        f_->Add(R::kDecisionReferenceContent, id != nullptr ? id : ItemAnchor(reference));
       } else if (!IsDecisionReference(v)) {
         f_->Add(R::kDecisionReferenceFormat, id);
       }
     }
 
     // closurejustification: closure only.
-    const xmlNode* justification = ItemOf(tx, "closurejustification");
+    const xmlNode* justification = ItemOfType(tx, "closurejustification");
     if (justification == nullptr) {
       if (closure) {
         f_->Add(R::kClosureJustificationMissing, tx);
       }
     } else if (!closure) {
-      f_->Add(R::kClosureJustificationNotAllowed, At(justification));
+      f_->Add(R::kClosureJustificationNotAllowed, ItemAnchor(justification));
     } else {
-      const xmlNode* decision = ContentChild(justification, "cd", "MAA-CLOSUREDECISION");
+      const xmlNode* decision = ContentChild(justification, "cd", "SL", "MAA-CLOSUREDECISION");
       if (TrimmedContent(decision).empty()) {
-        f_->Add(R::kClosureDecisionContent, decision != nullptr ? decision : At(justification));
+        f_->Add(R::kClosureDecisionContent,
+                decision != nullptr ? decision : ItemAnchor(justification));
       }
-      const xmlNode* why = ContentChild(justification, "cd", "MAA-CLOSUREJUSTIFICATION");
+      const xmlNode* why = ContentChild(justification, "cd", "SL", "MAA-CLOSUREJUSTIFICATION");
       if (TrimmedContent(why).empty()) {
-        f_->Add(R::kClosureJustificationContent, why != nullptr ? why : At(justification));
+        f_->Add(R::kClosureJustificationContent, why != nullptr ? why : ItemAnchor(justification));
       }
     }
 
     // documentidentity: maa only.
-    const xmlNode* identity = ItemOf(tx, "documentidentity");
+    const xmlNode* identity = ItemOfType(tx, "documentidentity");
     if (identity == nullptr) {
       if (maa) {
         f_->Add(R::kDocumentIdentityMissing, tx);
       }
     } else if (!maa) {
-      f_->Add(R::kDocumentIdentityNotAllowed, At(identity));
+      f_->Add(R::kDocumentIdentityNotAllowed, ItemAnchor(identity));
     } else {
-      const xmlNode* signature = ContentChild(identity, "cd", "SIGNATURE-TYPE");
+      const xmlNode* signature = ContentChild(identity, "cd", "SL", "SIGNATURE-TYPE");
       if (TrimmedContent(signature).empty()) {
-        f_->Add(R::kSignatureTypeContent, signature != nullptr ? signature : At(identity));
+        f_->Add(R::kSignatureTypeContent, signature != nullptr ? signature : ItemAnchor(identity));
       }
       for (const xmlNode* content : Children(identity, "content")) {
         for (const xmlNode* c = content->children; c != nullptr; c = c->next) {

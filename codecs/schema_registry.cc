@@ -30,6 +30,13 @@ constexpr char kMhmEntry[] =
     "ehealth-mycarenet-medicalhousemembership/XSD/"
     "mycarenet-medical-house-membership-protocol-1_0.xsd";
 constexpr char kGenAsyncEntry[] = "mycarenet-genasync/XSD/mycarenet-genasync-v1.xsd";
+constexpr char kEAttestEntry[] = "ehealth-mycarenet-attest/XSD/mycarenet-attest-protocol-3_0.xsd";
+constexpr char kEncryptedKnownContentEntry[] =
+    "ehealth-mycarenet-attest/XSD/encryption/businessContent.xsd";
+constexpr char kMediPrimaUmaEntry[] =
+    "ehealth-mediprima-uma/XSD/ehealth-mediprima-uma-protocol-1_0.xsd";
+constexpr char kMediPrimaConsultEntry[] =
+    "ehealth-mediprima/XSD/ehealth-mediprima-protocol-2_0.xsd";
 constexpr char kMessageServicesDir[] = "ehealth-messageservices/XSD/";
 constexpr char kMessageServicesProtocol[] = "messageservices_protocol-1_2";
 constexpr char kMessageServicesCore[] = "messageservices_core-1_2";
@@ -667,6 +674,10 @@ struct SchemaRegistry::Impl {
   fs::path root;
   XmlSchemaPtr mhm;
   XmlSchemaPtr genasync;
+  XmlSchemaPtr eattest;
+  XmlSchemaPtr encrypted_known_content;
+  XmlSchemaPtr mediprima_uma;
+  XmlSchemaPtr mediprima_consult;
   std::map<std::string, XmlSchemaPtr, std::less<>> kmehr;
   std::map<std::string, std::string, std::less<>> cd_standard_versions;
   std::vector<SchemaFileDigest> files;
@@ -702,6 +713,33 @@ StatusOr<std::unique_ptr<SchemaRegistry>> SchemaRegistry::Load(const fs::path& r
     return genasync.status();
   }
   impl->genasync = std::move(genasync).value();
+
+  StatusOr<XmlSchemaPtr> eattest =
+      CompileSet("eattest", canonical_root / kEAttestEntry, reader, no_virtual_files);
+  if (!eattest.ok()) {
+    return eattest.status();
+  }
+  impl->eattest = std::move(eattest).value();
+  StatusOr<XmlSchemaPtr> known_content =
+      CompileSet("encrypted-known-content", canonical_root / kEncryptedKnownContentEntry, reader,
+                 no_virtual_files);
+  if (!known_content.ok()) {
+    return known_content.status();
+  }
+  impl->encrypted_known_content = std::move(known_content).value();
+
+  StatusOr<XmlSchemaPtr> mediprima_uma =
+      CompileSet("mediprima-uma", canonical_root / kMediPrimaUmaEntry, reader, no_virtual_files);
+  if (!mediprima_uma.ok()) {
+    return mediprima_uma.status();
+  }
+  impl->mediprima_uma = std::move(mediprima_uma).value();
+  StatusOr<XmlSchemaPtr> mediprima_consult = CompileSet(
+      "mediprima-consult", canonical_root / kMediPrimaConsultEntry, reader, no_virtual_files);
+  if (!mediprima_consult.ok()) {
+    return mediprima_consult.status();
+  }
+  impl->mediprima_consult = std::move(mediprima_consult).value();
 
   const std::string protocol_relative =
       std::string(kMessageServicesDir) + kMessageServicesProtocol + ".xsd";
@@ -803,6 +841,14 @@ bool SchemaRegistry::ValidateEnvelope(EnvelopeSchema set, xmlDoc* doc, std::stri
       return ValidateWith(impl_->mhm.get(), doc, document, problems);
     case EnvelopeSchema::kGenAsync:
       return ValidateWith(impl_->genasync.get(), doc, document, problems);
+    case EnvelopeSchema::kEAttest:
+      return ValidateWith(impl_->eattest.get(), doc, document, problems);
+    case EnvelopeSchema::kEncryptedKnownContent:
+      return ValidateWith(impl_->encrypted_known_content.get(), doc, document, problems);
+    case EnvelopeSchema::kMediPrimaUma:
+      return ValidateWith(impl_->mediprima_uma.get(), doc, document, problems);
+    case EnvelopeSchema::kMediPrimaConsult:
+      return ValidateWith(impl_->mediprima_consult.get(), doc, document, problems);
   }
   problems->push_back(
       {"PSL-SCHEMA", "unknown envelope schema set", 0, 0, "", std::string(document)});

@@ -10,6 +10,10 @@
 //
 // Sets compiled by Load():
 //  * kMhm: the MHM protocol 1.0 schema (path at the enumerator below) and its imports.
+//  * kEAttest, kEncryptedKnownContent: eAttest v3 and its sealed EncryptedKnownContent (paths at
+//    the enumerators below) and their imports.
+//  * kMediPrimaUma, kMediPrimaConsult: MediPrima UMA v1 and consultation v2 (paths at the
+//    enumerators below) and their imports (eHealth commons core/protocol v2, xml.xsd).
 //  * kGenAsync: the Generic Async v1 schema (eFact post, get, confirm; entry schema named in
 //    schemas/SOURCES.md) and its imports (CIN commonTypes-v1.3, commonInfo-v2.3, xmlmime).
 //  * one kmehr messageservices set per kmehr version 1.29, 1.32, 1.42. Upstream
@@ -53,6 +57,18 @@ namespace psl::codecs {
 enum class EnvelopeSchema {
   kMhm,  // ehealth-mycarenet-medicalhousemembership/XSD/mycarenet-medical-house-membership-protocol-1_0.xsd
   kGenAsync,  // mycarenet-genasync/XSD/mycarenet-genasync-v1.xsd (post/get/confirm, CIN common v2)
+  // eAttest v3 (Send/CancelAttestationRequest/Response, commons protocol v4):
+  // ehealth-mycarenet-attest/XSD/mycarenet-attest-protocol-3_0.xsd
+  kEAttest,
+  // urn:be:cin:encrypted EncryptedKnownContent (the sealed eAttest payload):
+  // ehealth-mycarenet-attest/XSD/encryption/businessContent.xsd
+  kEncryptedKnownContent,
+  // MediPrima UMA v1 (Send/Search/DeleteUrgentMedicalAidAttestationRequest/Response, eHealth
+  // commons protocol v2): ehealth-mediprima-uma/XSD/ehealth-mediprima-uma-protocol-1_0.xsd
+  kMediPrimaUma,
+  // MediPrima consultation v2 (ConsultCarmedInterventionRequest/Response):
+  // ehealth-mediprima/XSD/ehealth-mediprima-protocol-2_0.xsd
+  kMediPrimaConsult,
 };
 
 struct SchemaFileDigest {

@@ -2,7 +2,9 @@
 
 #include <utility>
 
+#include "codecs/eattest.h"
 #include "codecs/genasync.h"
+#include "codecs/mediprima.h"
 #include "codecs/mhm_codec.h"
 #include "codecs/xml_util.h"
 
@@ -31,6 +33,17 @@ ValidationReport MessageValidator::Validate(std::string_view bytes) const {
     (void)MhmCodec(schemas_, clock_, limits_).CheckDetailOnly(doc->get(), &report);
     return report;
   }
+  if (MediPrimaCodec::OperationOf(root).has_value()) {
+    // No authenticated NIHII here: the author-is-the-caller rule is the intake's.
+    (void)MediPrimaCodec(schemas_, clock_, limits_)
+        .DecodeParsed(std::move(doc).value(), "", &report);
+    return report;
+  }
+  if (EAttestCodec::OperationOf(root).has_value()) {
+    // No authenticated NIHII here: the author-is-the-caller rule is the intake's.
+    (void)EAttestCodec(schemas_, clock_, limits_).DecodeParsed(std::move(doc).value(), "", &report);
+    return report;
+  }
   if (GenAsyncCodec::IsGenAsync(root)) {
     (void)GenAsyncCodec(schemas_, limits_).DecodeParsed(std::move(doc).value(), &report);
     return report;
@@ -42,7 +55,12 @@ ValidationReport MessageValidator::Validate(std::string_view bytes) const {
       "CancelSubscriptionRequest or NotifySubscriptionClosureRequest in namespace " +
       std::string(kMhmNamespace) + ", or their kmehr payload SendTransactionRequest in namespace " +
       std::string(kMessageServicesNamespace) + "; eFact: post in namespace " +
-      std::string(kGenAsyncNamespace) + ")";
+      std::string(kGenAsyncNamespace) +
+      "; MediPrima: Send|Search|DeleteUrgentMedicalAidAttestationRequest in namespace " +
+      std::string(kMediPrimaUmaNamespace) + " or ConsultCarmedInterventionRequest in namespace " +
+      std::string(kMediPrimaConsultNamespace) +
+      "; eAttest: SendAttestationRequest or CancelAttestationRequest in namespace " +
+      std::string(kEAttestNamespace) + ")";
   if (root != nullptr) {
     unknown.line = Line(root);
     unknown.path = NodePath(root);

@@ -5,8 +5,6 @@
 #include <openssl/bn.h>
 #include <openssl/evp.h>
 #include <xmlsec/crypto.h>
-#include <xmlsec/keysmngr.h>
-#include <xmlsec/openssl/app.h>
 #include <xmlsec/templates.h>
 #include <xmlsec/xmldsig.h>
 #include <xmlsec/xmlsec.h>
@@ -17,7 +15,6 @@
 #include <vector>
 
 #include <openssl/x509.h>
-#include <xmlsec/openssl/x509.h>
 
 #include "base/digest.h"
 #include "base/random.h"
@@ -65,11 +62,6 @@ std::string CompactDn(std::string_view dn) {
   return out;
 }
 
-struct XmlSecKeysMngrDeleter {
-  void operator()(xmlSecKeysMngr* m) const { xmlSecKeysMngrDestroy(m); }
-};
-using XmlSecKeysMngrPtr = std::unique_ptr<xmlSecKeysMngr, XmlSecKeysMngrDeleter>;
-
 // ParseUntrustedXmlNamed with default limits, any failure reported as `code`.
 StatusOr<XmlDocPtr> Parse(std::string_view bytes, const std::string& what, StatusCode code) {
   StatusOr<XmlDocPtr> doc = ParseUntrustedXmlNamed(bytes, XmlLimits{}, what);
@@ -99,20 +91,36 @@ enum class Layout {
   kRequest,       // commons protocol:v3 request: root/{Detail, Xades}
   kResponse,      // commons protocol:v3 SendResponseType: root/Return/{Detail, XadesT}
   kGenAsyncPost,  // genasync post: root/{Detail, Xades-t} in kGenAsyncNs
+  // any genasync element holding its blob and Xades-t (MsgResponse: Detail; TAckResponse: TAck,
+  // signed as a base64 blob without ContentType/ContentEncoding)
+  kGenAsyncElement,
 };
 
 StatusOr<Envelope> FindEnvelopeParts(xmlDoc* doc, Layout layout) {
   const bool response = layout == Layout::kResponse;
   Envelope e;
   e.response = response;
-  e.signature_name = response ? "XadesT" : layout == Layout::kGenAsyncPost ? "Xades-t" : "Xades";
-  e.ns = layout == Layout::kGenAsyncPost ? kGenAsyncNs : kCommonsProtocolNs;
+  const bool genasync = layout == Layout::kGenAsyncPost || layout == Layout::kGenAsyncElement;
+  e.signature_name = response ? "XadesT" : genasync ? "Xades-t" : "Xades";
+  e.ns = genasync ? kGenAsyncNs : kCommonsProtocolNs;
   e.root = xmlDocGetRootElement(doc);
   if (e.root == nullptr) {
     return Status::Invalid("the envelope has no root element");
   }
   if (layout == Layout::kGenAsyncPost && !IsElement(e.root, kGenAsyncNs, "post")) {
     return Status::Invalid("the root must be post (" + std::string(kGenAsyncNs) + ")");
+  }
+  const char* blob_name = "Detail";
+  bool tack = false;
+  if (layout == Layout::kGenAsyncElement) {
+    if (e.root->ns == nullptr || e.root->ns->href == nullptr ||
+        std::string_view(FromXmlChar(e.root->ns->href)) != kGenAsyncNs) {
+      return Status::Invalid("the root must be an element of " + std::string(kGenAsyncNs));
+    }
+    if (IsElement(e.root, kGenAsyncNs, "TAckResponse")) {
+      blob_name = "TAck";
+      tack = true;
+    }
   }
   e.container = e.root;
   std::string where = "the root";
@@ -126,10 +134,10 @@ StatusOr<Envelope> FindEnvelopeParts(xmlDoc* doc, Layout layout) {
     e.container = returns.front();
     where = "Return";
   }
-  std::vector<xmlNode*> details = Children(e.container, e.ns, "Detail");
+  std::vector<xmlNode*> details = Children(e.container, e.ns, blob_name);
   if (details.size() != 1) {
-    return Status::Invalid(where + " must hold exactly one Detail (" + std::string(e.ns) +
-                           "), found " + std::to_string(details.size()));
+    return Status::Invalid(where + " must hold exactly one " + blob_name + " (" +
+                           std::string(e.ns) + "), found " + std::to_string(details.size()));
   }
   e.detail = details.front();
   std::vector<xmlNode*> xades = Children(e.container, e.ns, e.signature_name);
@@ -141,7 +149,10 @@ StatusOr<Envelope> FindEnvelopeParts(xmlDoc* doc, Layout layout) {
   }
   e.detail_id = Attr(e.detail, "Id");
   if (e.detail_id.empty()) {
-    return Status::Invalid("Detail has no Id attribute");
+    return Status::Invalid(std::string(blob_name) + " has no Id attribute");
+  }
+  if (tack) {
+    return e;  // the TAck content is signed as decoded base64, nothing else
   }
   const std::string type = Attr(e.detail, "ContentType");
   if (type == "text/xml") {
@@ -425,31 +436,6 @@ StatusOr<SignatureParts> CheckSignatureShape(xmlNode* signature, const Envelope&
   return p;
 }
 
-// Trusted certificates for xmlsec's own X509 check (ours runs as well: VerifyCertificateChain).
-StatusOr<XmlSecKeysMngrPtr> MakeKeysManager(X509_STORE* trust) {
-  XmlSecKeysMngrPtr mngr(xmlSecKeysMngrCreate());
-  if (mngr == nullptr || xmlSecOpenSSLAppDefaultKeysMngrInit(mngr.get()) < 0) {
-    return Status::Internal("cannot create the xmlsec keys manager");
-  }
-  xmlSecKeyDataStorePtr store = xmlSecKeysMngrGetDataStore(mngr.get(), xmlSecOpenSSLX509StoreId);
-  if (store == nullptr) {
-    return Status::Internal("xmlsec keys manager has no X509 store");
-  }
-  STACK_OF(X509_OBJECT)* objects = X509_STORE_get0_objects(trust);
-  for (int i = 0; i < sk_X509_OBJECT_num(objects); ++i) {
-    X509* cert = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objects, i));
-    if (cert == nullptr) {
-      continue;
-    }
-    X509_up_ref(cert);
-    if (xmlSecOpenSSLX509StoreAdoptCert(store, cert, xmlSecKeyDataTypeTrusted) < 0) {
-      X509_free(cert);
-      return Status::Internal("cannot hand a trusted certificate to xmlsec");
-    }
-  }
-  return mngr;
-}
-
 StatusOr<VerifiedSignature> VerifyParsed(xmlDoc* doc, const Envelope& e, X509_STORE* trust,
                                          const Clock& clock) {
   if (trust == nullptr) {
@@ -512,26 +498,27 @@ StatusOr<VerifiedSignature> VerifyParsed(xmlDoc* doc, const Envelope& e, X509_ST
                : chain_status;
   }
 
-  StatusOr<XmlSecKeysMngrPtr> mngr = MakeKeysManager(trust);
-  if (!mngr.ok()) {
-    return mngr.status();
+  // The key is the leaf's, whose chain was just verified against `trust` alone. With signKey
+  // set and no keys manager, xmlsec never reads KeyInfo and never builds an X509 store of its
+  // own: a keys manager (xmlSecOpenSSLAppDefaultKeysMngrInit) would load the whole system CA
+  // bundle (X509_STORE_set_default_paths) on every call, 20-38 ms, and trust it besides.
+  EVP_PKEY* leaf_key = X509_get0_pubkey(leaf);
+  if (leaf_key == nullptr) {
+    return Status::Invalid("the signing certificate's public key cannot be read: " +
+                           DrainOpenSslErrors());
   }
-  XmlSecDSigCtxPtr dsig(xmlSecDSigCtxCreate(mngr->get()));
+  XmlSecDSigCtxPtr dsig(xmlSecDSigCtxCreate(nullptr));
   if (dsig == nullptr) {
     return Status::Internal("xmlSecDSigCtxCreate failed");
   }
+  dsig->signKey = MakeXmlSecKey(leaf_key);  // owned by dsig from here
+  if (dsig->signKey == nullptr) {
+    return Status::Invalid("xmlsec does not accept the signing certificate's key");
+  }
   dsig->flags |= XMLSEC_DSIG_FLAGS_STORE_SIGNEDINFO_REFERENCES;
   dsig->enabledReferenceUris = xmlSecTransformUriTypeSameDocument;
+  // Never consulted while signKey is set; emptied so that no key data could be read regardless.
   xmlSecPtrListEmpty(&dsig->keyInfoReadCtx.enabledKeyData);
-  if (xmlSecPtrListAdd(&dsig->keyInfoReadCtx.enabledKeyData,
-                       const_cast<void*>(static_cast<const void*>(xmlSecOpenSSLKeyDataX509Id))) <
-      0) {
-    return Status::Internal("cannot restrict xmlsec key data");
-  }
-  dsig->keyInfoReadCtx.flags |= XMLSEC_KEYINFO_FLAGS_STOP_ON_UNKNOWN_CHILD |
-                                XMLSEC_KEYINFO_FLAGS_X509DATA_STOP_ON_UNKNOWN_CHILD |
-                                XMLSEC_KEYINFO_FLAGS_X509DATA_STOP_ON_INVALID_CERT;
-  dsig->keyInfoReadCtx.certsVerificationTime = system_clock::to_time_t(now);
   for (xmlSecTransformId t :
        {xmlSecTransformExclC14NId, xmlSecTransformInclC14NId, xmlSecTransformBase64Id,
         OptionalDeflateTransformId(), xmlSecTransformSha256Id}) {
@@ -583,16 +570,7 @@ StatusOr<VerifiedSignature> VerifyParsed(xmlDoc* doc, const Envelope& e, X509_ST
     return Status::Invalid("a signed Id no longer resolves to the expected element");
   }
 
-  xmlSecKeyDataPtr x509_data = dsig->signKey != nullptr
-                                   ? xmlSecKeyGetData(dsig->signKey, xmlSecOpenSSLKeyDataX509Id)
-                                   : nullptr;
-  X509* used = x509_data != nullptr ? xmlSecOpenSSLKeyDataX509GetKeyCert(x509_data) : nullptr;
-  if (used == nullptr) {
-    return Status::Invalid("xmlsec verified without an X509 certificate");
-  }
-  if (X509_cmp(used, leaf) != 0) {
-    return Status::Invalid("the verifying certificate is not the first KeyInfo certificate");
-  }
+  X509* used = leaf;  // the SignatureValue was verified with its key, nothing else
   if (parts->cert_digest_algorithm != kSha256) {
     return Status::Invalid("CertDigest DigestMethod must be " + std::string(kSha256));
   }
@@ -829,6 +807,27 @@ StatusOr<std::string> SignGenAsyncPost(std::string_view post_xml, const SigningI
 StatusOr<VerifiedSignature> VerifyGenAsyncPost(std::string_view post_xml, X509_STORE* trust,
                                                const Clock& clock) {
   StatusOr<ParsedEnvelope> p = ParseEnvelope(post_xml, Layout::kGenAsyncPost);
+  if (!p.ok()) {
+    return p.status();
+  }
+  return VerifyParsed(p->doc.get(), p->parts, trust, clock);
+}
+
+StatusOr<std::string> SignGenAsyncElement(std::string_view element_xml, const SigningIdentity& id,
+                                          const Clock& clock) {
+  StatusOr<ParsedEnvelope> p = ParseEnvelope(element_xml, Layout::kGenAsyncElement);
+  if (!p.ok()) {
+    return p.status();
+  }
+  if (p->parts.xades != nullptr && !TrimmedContent(p->parts.xades).empty()) {
+    return Status::Invalid("the element already carries a Xades-t signature");
+  }
+  return SignParsed(p->doc.get(), p->parts, id, clock);
+}
+
+StatusOr<VerifiedSignature> VerifyGenAsyncElement(std::string_view element_xml, X509_STORE* trust,
+                                                  const Clock& clock) {
+  StatusOr<ParsedEnvelope> p = ParseEnvelope(element_xml, Layout::kGenAsyncElement);
   if (!p.ok()) {
     return p.status();
   }

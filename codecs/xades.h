@@ -108,6 +108,19 @@ StatusOr<std::string> SignGenAsyncPost(std::string_view post_xml, const SigningI
 StatusOr<VerifiedSignature> VerifyGenAsyncPost(std::string_view post_xml, X509_STORE* trust,
                                                const Clock& clock);
 
+// The same profile for any genasync element (kGenAsyncNs root) that holds its signed blob and
+// Xades-t as children: a post, a getResponse MsgResponse (blob = Detail, as for the post), or a
+// TAckResponse (blob = its TAck element: Reference "#<TAck/@Id>", transform base64 only — the
+// decoded TAck content is what is signed, as the genasync XSD describes). Xades-t is inserted
+// right after the blob (an empty one is filled). Used by codecs/genasync_mailbox.h, which signs
+// and verifies each MsgResponse / TAckResponse as a standalone document.
+// Errors as SignBlobResponse (kInvalid when the element already holds a non-empty Xades-t).
+StatusOr<std::string> SignGenAsyncElement(std::string_view element_xml, const SigningIdentity& id,
+                                          const Clock& clock);
+// Verifies Xades-t over the blob of such an element, failing closed as VerifyBlobRequest.
+StatusOr<VerifiedSignature> VerifyGenAsyncElement(std::string_view element_xml, X509_STORE* trust,
+                                                  const Clock& clock);
+
 }  // namespace psl::codecs
 
 #endif  // PSL_CODECS_XADES_H_

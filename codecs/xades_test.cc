@@ -3,11 +3,13 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <string>
 
 #include <libxml/c14n.h>
 
 #include "base/testing/fake_clock.h"
+#include "base/x509.h"
 #include "codecs/deflate.h"
 #include "codecs/testing/xades_test_support.h"
 
@@ -235,6 +237,33 @@ TEST_F(XadesTest, RejectsASignerFromAnUntrustedRoot) {
       xades_test::Pki() / "untrusted.key", xades_test::Pki() / "untrusted.pem", &chain, nullptr);
   ASSERT_TRUE(untrusted.ok());
   ExpectRejected(Sign(envelope_, *untrusted), "does not verify against the trust store");
+}
+
+// The chain is checked against the caller's store only. SSL_CERT_FILE / SSL_CERT_DIR make the
+// untrusted root the "system" bundle for anything that loads OpenSSL's default paths
+// (X509_STORE_set_default_paths): a signer trusted only there must still be refused.
+TEST_F(XadesTest, RejectsASignerTrustedOnlyByTheSystemStore) {
+  const std::filesystem::path chain = xades_test::Pki() / "untrusted-chain.pem";
+  StatusOr<SigningIdentity> untrusted = certs::LoadPemIdentity(
+      xades_test::Pki() / "untrusted.key", xades_test::Pki() / "untrusted.pem", &chain, nullptr);
+  ASSERT_TRUE(untrusted.ok());
+  const std::string signed_envelope = Sign(envelope_, *untrusted);
+  const std::string root = (xades_test::Pki() / "untrusted-root-ca.pem").string();
+  ASSERT_EQ(::setenv("SSL_CERT_FILE", root.c_str(), 1), 0);
+  ASSERT_EQ(::setenv("SSL_CERT_DIR", xades_test::Pki().Dir().string().c_str(), 1), 0);
+  // Sanity: the default paths now do trust the signer.
+  X509StorePtr system_store(X509_STORE_new());
+  ASSERT_EQ(X509_STORE_set_default_paths(system_store.get()), 1);
+  EXPECT_TRUE(VerifyCertificateChain(system_store.get(), untrusted->certificate.get(),
+                                     untrusted->chain, clock_.Now())
+                  .ok());
+  StatusOr<VerifiedSignature> v = Verify(signed_envelope);
+  ::unsetenv("SSL_CERT_FILE");
+  ::unsetenv("SSL_CERT_DIR");
+  ASSERT_FALSE(v.ok()) << "accepted a signer trusted only by the system store";
+  EXPECT_EQ(v.status().code(), StatusCode::kInvalid);
+  EXPECT_NE(v.status().message().find("does not verify against the trust store"), std::string::npos)
+      << v.status().message();
 }
 
 TEST_F(XadesTest, RejectsAnExpiredSignerAtTheVerifiersTime) {

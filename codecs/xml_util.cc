@@ -240,8 +240,34 @@ XmlDocPtr CopyAsDocument(const xmlNode* element) {
 }
 
 xmlNode* AddElement(xmlNode* parent, xmlNs* ns, const char* name, const std::string* text) {
-  return text == nullptr ? xmlNewChild(parent, ns, ToXmlChar(name), nullptr)
-                         : xmlNewTextChild(parent, ns, ToXmlChar(name), ToXmlChar(*text));
+  // xmlNewTextChild builds the node the same way but, for a null `ns`, then gives it the parent's
+  // namespace; adding the node ourselves keeps "no namespace".
+  xmlNode* n = xmlNewDocRawNode(parent->doc, ns, ToXmlChar(name),
+                                text == nullptr ? nullptr : ToXmlChar(*text));
+  if (n != nullptr && xmlAddChild(parent, n) == nullptr) {
+    xmlFreeNode(n);
+    return nullptr;
+  }
+  return n;
+}
+
+void SetAttribute(xmlNode* n, const char* name, const std::string& value) {
+  xmlSetProp(n, ToXmlChar(name), ToXmlChar(value));
+}
+
+bool AppendCopy(xmlNode* parent, const xmlNode* node) {
+  if (node == nullptr) {
+    return false;
+  }
+  xmlNode* copy = xmlDocCopyNode(const_cast<xmlNode*>(node), parent->doc, 1);
+  if (copy == nullptr) {
+    return false;
+  }
+  if (xmlAddChild(parent, copy) == nullptr) {
+    xmlFreeNode(copy);
+    return false;
+  }
+  return true;
 }
 
 std::string FormatUtc(system_clock::time_point t, const char* format) {

@@ -107,10 +107,24 @@ StatusOr<std::string> SerialiseXml(xmlDoc* doc);
 // from its ancestors; null when libxml2 cannot copy (the caller words the error).
 XmlDocPtr CopyAsDocument(const xmlNode* element);
 
-// Appends a new element `ns`:`name` (`ns` null: no namespace) to `parent`, holding `text`
-// (escaped as needed) when `text` is not null; returns it (null when libxml2 cannot).
+// Appends a new element `ns`:`name` to `parent`, holding `text` (escaped as needed) when `text`
+// is not null (an empty `text` gives an empty text child: <name></name>); returns it (null when
+// libxml2 cannot). `ns` null gives an element in no namespace, whatever the parent's namespace
+// (unlike xmlNewChild, which would inherit it): the unqualified children of MediPrima and SOAP 1.1
+// faults need that.
 xmlNode* AddElement(xmlNode* parent, xmlNs* ns, const char* name,
                     const std::string* text = nullptr);
+// AddElement holding `text`.
+inline xmlNode* AddElement(xmlNode* parent, xmlNs* ns, const char* name, const std::string& text) {
+  return AddElement(parent, ns, name, &text);
+}
+
+// Sets the attribute `name` (no namespace) of `n` to `value`, replacing any previous value.
+void SetAttribute(xmlNode* n, const char* name, const std::string& value);
+
+// Appends to `parent` a deep copy of `node` (which may belong to another document). False when
+// `node` is null or libxml2 cannot copy.
+bool AppendCopy(xmlNode* parent, const xmlNode* node);
 
 // xs:dateTime.
 

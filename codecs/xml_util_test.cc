@@ -186,6 +186,25 @@ TEST(XmlUtilWriteTest, AddElementEscapesItsTextAndMayBeEmpty) {
       << *xml;
 }
 
+TEST(XmlUtilWriteTest, AddElementWithoutNamespaceDoesNotInheritTheParents) {
+  XmlDocPtr doc(xmlNewDoc(ToXmlChar("1.0")));
+  xmlNode* root = xmlNewDocNode(doc.get(), nullptr, ToXmlChar("root"), nullptr);
+  xmlDocSetRootElement(doc.get(), root);
+  xmlNs* ns = xmlNewNs(root, ToXmlChar("urn:example:q"), ToXmlChar("q"));
+  xmlSetNs(root, ns);
+  xmlNode* plain = AddElement(root, nullptr, "plain", std::string("x"));
+  xmlNode* qualified = AddElement(root, ns, "qualified");
+  ASSERT_NE(plain, nullptr);
+  ASSERT_NE(qualified, nullptr);
+  EXPECT_EQ(plain->ns, nullptr);
+  EXPECT_TRUE(IsElement(qualified, "urn:example:q", "qualified"));
+  StatusOr<std::string> xml = SerialiseXml(doc.get());
+  ASSERT_TRUE(xml.ok());
+  EXPECT_NE(xml->find("<q:root xmlns:q=\"urn:example:q\"><plain>x</plain><q:qualified/></q:root>"),
+            std::string::npos)
+      << *xml;
+}
+
 TEST(XmlUtilDateTimeTest, FormatsUtcToTheSecond) {
   const system_clock::time_point t = Utc(2026, 1, 31, 9, 5, 0) + std::chrono::milliseconds(999);
   EXPECT_EQ(FormatUtc(t, kXsDateTimeUtcFormat), "2026-01-31T09:05:00Z");

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <initializer_list>
 #include <memory>
 #include <ostream>
 #include <set>
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "base/testing/fake_clock.h"
+#include "codecs/mediprima.h"
 #include "codecs/schema_registry.h"
 #include "codecs/validator.h"
 #include "codecs/xml_parser.h"
@@ -33,6 +35,10 @@ fs::path CorpusRoot() {
 
 fs::path EfactCorpusRoot() {
   return fs::path(PSL_SOURCE_DIR) / "conformance" / "efact";
+}
+
+fs::path MediPrimaCorpusRoot() {
+  return fs::path(PSL_SOURCE_DIR) / "conformance" / "mediprima";
 }
 
 struct CorpusFile {
@@ -131,6 +137,8 @@ const Shared& GetShared() {
     s->sensitive_values = ReadLines(CorpusRoot() / "sensitive_values.txt");
     for (std::string& value : ReadLines(EfactCorpusRoot() / "sensitive_values.txt"))
       s->sensitive_values.push_back(std::move(value));
+    for (std::string& value : ReadLines(MediPrimaCorpusRoot() / "sensitive_values.txt"))
+      s->sensitive_values.push_back(std::move(value));
     return s;
   }();
   return *shared;
@@ -156,6 +164,66 @@ std::set<std::string> ErrorCodes(const ValidationReport& report) {
   return codes;
 }
 
+// The operation a valid/ file's name gives: the one of the first prefix in `by_prefix` the name
+// starts with, else `otherwise`.
+std::string OperationNamed(const std::string& name, const char* otherwise,
+                           std::initializer_list<std::pair<const char*, const char*>> by_prefix) {
+  for (const auto& [prefix, operation] : by_prefix) {
+    if (name.starts_with(prefix))
+      return operation;
+  }
+  return otherwise;
+}
+
+// A valid/ file's report: valid, of this kind, flow and operation.
+void ExpectValidAs(const ValidationReport& report, const std::string& kind, const char* flow,
+                   const std::string& operation) {
+  EXPECT_TRUE(report.valid()) << Describe(report);
+  EXPECT_EQ(report.kind, kind) << Describe(report);
+  EXPECT_EQ(report.flow, flow);
+  EXPECT_EQ(report.operation, operation);
+}
+
+// The error of `report` with `code`, or null.
+const Problem* FindError(const ValidationReport& report, const std::string& code) {
+  const auto found = std::find_if(
+      report.problems.begin(), report.problems.end(),
+      [&](const Problem& p) { return p.severity == Severity::kError && p.code == code; });
+  return found == report.problems.end() ? nullptr : &*found;
+}
+
+// The codes a multi/ file's .expected lists (empty when missing or empty).
+std::set<std::string> ExpectedCodes(const CorpusFile& file) {
+  fs::path expected_path = file.path;
+  expected_path.replace_extension(".expected");
+  const std::vector<std::string> lines = ReadLines(expected_path);
+  return std::set<std::string>(lines.begin(), lines.end());
+}
+
+// No message or path may echo one of `values` (STYLE.md §4).
+void ExpectNoValueOf(const ValidationReport& report, const std::vector<std::string>& values) {
+  for (const Problem& p : report.problems) {
+    for (const std::string& value : values) {
+      EXPECT_EQ(p.message.find(value), std::string::npos)
+          << p.code << " message echoes a sensitive value: " << p.message;
+      EXPECT_EQ(p.path.find(value), std::string::npos) << p.code << " path echoes a value";
+    }
+  }
+}
+
+// A folder under <root>/invalid/ is a code of the flow's error table (shared/errors/<table>) or a
+// Passerelle PSL-* code; a typo in a folder name would otherwise expect a code nobody emits.
+void ExpectInvalidFoldersNameKnownCodes(const fs::path& root, const char* table_file) {
+  const std::string table = ReadFile(fs::path(PSL_SHARED_DIR) / "errors" / table_file);
+  ASSERT_FALSE(table.empty()) << table_file;
+  for (const CorpusFile& f : ListCorpus("invalid", root)) {
+    if (f.code.starts_with("PSL-"))
+      continue;
+    EXPECT_NE(table.find("\"code\":\"" + f.code + "\""), std::string::npos)
+        << f.path << ": " << f.code << " is not a code of " << table_file;
+  }
+}
+
 class CorpusTest : public ::testing::TestWithParam<CorpusFile> {
  protected:
   ValidationReport ValidateParam() {
@@ -166,14 +234,30 @@ class CorpusTest : public ::testing::TestWithParam<CorpusFile> {
 
   // No message may echo a patient value (STYLE.md §4): checked on every file's report.
   static void ExpectNoPatientValue(const ValidationReport& report) {
-    for (const Problem& p : report.problems) {
-      for (const std::string& value : GetShared().sensitive_values) {
-        EXPECT_EQ(p.message.find(value), std::string::npos)
-            << p.code << " message echoes a patient value: " << p.message;
-        EXPECT_EQ(p.path.find(value), std::string::npos)
-            << p.code << " path echoes a patient value";
-      }
+    ExpectNoValueOf(report, GetShared().sensitive_values);
+  }
+
+  // The checks every invalid/ file gets: an error with the code of its folder, at a line (every
+  // corpus fault is in a document: the envelope or the decoded Detail), with a message. Returns
+  // that error, null (after a failure) when there is none.
+  static const Problem* ExpectTheErrorOfItsFolder(const ValidationReport& report) {
+    EXPECT_FALSE(report.valid()) << Describe(report);
+    const Problem* found = FindError(report, GetParam().code);
+    if (found == nullptr) {
+      ADD_FAILURE() << "expected an error " << GetParam().code << "; got " << Describe(report);
+      return nullptr;
     }
+    EXPECT_GT(found->line, 0) << Describe(report);
+    EXPECT_FALSE(found->message.empty());
+    return found;
+  }
+
+  // The checks every multi/ file gets: exactly the codes its .expected lists, no patient value.
+  static void ExpectExactlyTheExpectedCodes(const ValidationReport& report) {
+    const std::set<std::string> expected = ExpectedCodes(GetParam());
+    ASSERT_FALSE(expected.empty()) << "missing or empty .expected for " << GetParam().path;
+    EXPECT_FALSE(report.valid());
+    EXPECT_EQ(ErrorCodes(report), expected) << Describe(report);
   }
 };
 
@@ -183,47 +267,23 @@ class MultiFaultCorpusTest : public CorpusTest {};
 
 TEST_P(ValidCorpusTest, ValidatesAsAnEnrolment) {
   const ValidationReport report = ValidateParam();
-  EXPECT_TRUE(report.valid()) << Describe(report);
-  EXPECT_EQ(report.kind, "enrolment") << Describe(report);
-  EXPECT_EQ(report.flow, "mhm");
   // The file name says which operation it is.
-  const std::string& name = GetParam().name;
-  std::string operation = "SendSubscription";
-  if (name.starts_with("cancellation_"))
-    operation = "CancelSubscription";
-  if (name.starts_with("closure_"))
-    operation = "NotifySubscriptionClosure";
-  EXPECT_EQ(report.operation, operation);
+  ExpectValidAs(report, "enrolment", "mhm",
+                OperationNamed(GetParam().name, "SendSubscription",
+                               {{"cancellation_", "CancelSubscription"},
+                                {"closure_", "NotifySubscriptionClosure"}}));
   ExpectNoPatientValue(report);
 }
 
 TEST_P(InvalidCorpusTest, FailsWithTheCodeOfItsFolder) {
   const ValidationReport report = ValidateParam();
-  EXPECT_FALSE(report.valid()) << Describe(report);
-  const Problem* found = nullptr;
-  for (const Problem& p : report.problems) {
-    if (p.severity == Severity::kError && p.code == GetParam().code) {
-      found = &p;
-      break;
-    }
-  }
-  ASSERT_NE(found, nullptr) << "expected an error " << GetParam().code << "; got "
-                            << Describe(report);
-  // Every corpus fault is in a document (the envelope or the decoded Detail): it has a line.
-  EXPECT_GT(found->line, 0) << Describe(report);
-  EXPECT_FALSE(found->message.empty());
+  ExpectTheErrorOfItsFolder(report);
   ExpectNoPatientValue(report);
 }
 
 TEST_P(MultiFaultCorpusTest, ReportsExactlyTheExpectedCodes) {
   const ValidationReport report = ValidateParam();
-  fs::path expected_path = GetParam().path;
-  expected_path.replace_extension(".expected");
-  const std::vector<std::string> lines = ReadLines(expected_path);
-  ASSERT_FALSE(lines.empty()) << "missing or empty " << expected_path;
-  const std::set<std::string> expected(lines.begin(), lines.end());
-  EXPECT_FALSE(report.valid());
-  EXPECT_EQ(ErrorCodes(report), expected) << Describe(report);
+  ExpectExactlyTheExpectedCodes(report);
   ExpectNoPatientValue(report);
 }
 
@@ -241,18 +301,9 @@ TEST(MhmCorpusTest, HoldsEnoughCases) {
   EXPECT_FALSE(ReadLines(CorpusRoot() / "sensitive_values.txt").empty());
 }
 
-// A folder under invalid/ is a MyCareNet MHM code (errors/mhmSubscriptionError.json) or a
-// Passerelle PSL-* code; a typo in a folder name would otherwise expect a code nobody emits.
+// A folder under invalid/ is a MyCareNet MHM code (errors/mhmSubscriptionError.json) or PSL-*.
 TEST(MhmCorpusTest, InvalidFoldersNameKnownCodes) {
-  const std::string table =
-      ReadFile(fs::path(PSL_SHARED_DIR) / "errors" / "mhmSubscriptionError.json");
-  ASSERT_FALSE(table.empty());
-  for (const CorpusFile& f : ListCorpus("invalid")) {
-    if (f.code.starts_with("PSL-"))
-      continue;
-    EXPECT_NE(table.find("\"code\":\"" + f.code + "\""), std::string::npos)
-        << f.path << ": " << f.code << " is not an MHM error code";
-  }
+  ExpectInvalidFoldersNameKnownCodes(CorpusRoot(), "mhmSubscriptionError.json");
 }
 
 // eFact (genasync post carrying a 920000 file): same rules, its own corpus.
@@ -260,11 +311,8 @@ class EfactValidCorpusTest : public CorpusTest {};
 
 TEST_P(EfactValidCorpusTest, ValidatesAsAnInvoicingPost) {
   const ValidationReport report = ValidateParam();
-  EXPECT_TRUE(report.valid()) << Describe(report);
   // ECM-HCPFAC (urgent medical aid) files are named ecm_*.
-  EXPECT_EQ(report.kind, GetParam().name.starts_with("ecm_") ? "amu" : "claim") << Describe(report);
-  EXPECT_EQ(report.flow, "efact");
-  EXPECT_EQ(report.operation, "post");
+  ExpectValidAs(report, GetParam().name.starts_with("ecm_") ? "amu" : "claim", "efact", "post");
   ExpectNoPatientValue(report);
 }
 
@@ -281,14 +329,160 @@ TEST(EfactCorpusTest, HoldsEnoughCases) {
 
 // A folder under efact/invalid/ is a 6-digit eFact code (errors/EfactErrors.json) or PSL-*.
 TEST(EfactCorpusTest, InvalidFoldersNameKnownCodes) {
-  const std::string table = ReadFile(fs::path(PSL_SHARED_DIR) / "errors" / "EfactErrors.json");
-  ASSERT_FALSE(table.empty());
-  for (const CorpusFile& f : ListCorpus("invalid", EfactCorpusRoot())) {
-    if (f.code.starts_with("PSL-"))
-      continue;
-    EXPECT_NE(table.find("\"code\":\"" + f.code + "\""), std::string::npos)
-        << f.path << ": " << f.code << " is not an eFact error code";
+  ExpectInvalidFoldersNameKnownCodes(EfactCorpusRoot(), "EfactErrors.json");
+}
+
+// --- eAttest v3 (conformance/eattest, generate_eattest_corpus.py) ------------------------------
+
+fs::path EAttestCorpusRoot() {
+  return fs::path(PSL_SOURCE_DIR) / "conformance" / "eattest";
+}
+
+class EAttestCorpusTest : public CorpusTest {
+ protected:
+  static void ExpectNoEAttestValue(const ValidationReport& report) {
+    static const std::vector<std::string> values =
+        ReadLines(EAttestCorpusRoot() / "sensitive_values.txt");
+    ExpectNoValueOf(report, values);
   }
+};
+class EAttestValidCorpusTest : public EAttestCorpusTest {};
+class EAttestInvalidCorpusTest : public EAttestCorpusTest {};
+class EAttestMultiCorpusTest : public EAttestCorpusTest {};
+
+TEST_P(EAttestValidCorpusTest, ValidatesAsAClaim) {
+  const ValidationReport report = ValidateParam();
+  ExpectValidAs(
+      report, "claim", "eattest",
+      OperationNamed(GetParam().name, "SendAttestation", {{"cancel_", "CancelAttestation"}}));
+  ExpectNoEAttestValue(report);
+}
+
+TEST_P(EAttestInvalidCorpusTest, FailsWithTheCodeOfItsFolder) {
+  const ValidationReport report = ValidateParam();
+  const Problem* found = ExpectTheErrorOfItsFolder(report);
+  ASSERT_NE(found, nullptr);
+  EXPECT_FALSE(found->path.empty());
+  ExpectNoEAttestValue(report);
+}
+
+TEST_P(EAttestMultiCorpusTest, ReportsExactlyTheExpectedCodes) {
+  const ValidationReport report = ValidateParam();
+  ExpectExactlyTheExpectedCodes(report);
+  ExpectNoEAttestValue(report);
+}
+
+INSTANTIATE_TEST_SUITE_P(EAttest, EAttestValidCorpusTest,
+                         ::testing::ValuesIn(ListCorpus("valid", EAttestCorpusRoot())), TestName);
+INSTANTIATE_TEST_SUITE_P(EAttest, EAttestInvalidCorpusTest,
+                         ::testing::ValuesIn(ListCorpus("invalid", EAttestCorpusRoot())), TestName);
+INSTANTIATE_TEST_SUITE_P(EAttest, EAttestMultiCorpusTest,
+                         ::testing::ValuesIn(ListCorpus("multi", EAttestCorpusRoot())), TestName);
+
+TEST(EAttestCorpusTest, HoldsEnoughCases) {
+  EXPECT_GE(ListCorpus("valid", EAttestCorpusRoot()).size(), 10u);
+  EXPECT_GE(ListCorpus("invalid", EAttestCorpusRoot()).size(), 40u);
+  EXPECT_GE(ListCorpus("multi", EAttestCorpusRoot()).size(), 3u);
+}
+
+// A folder under eattest/invalid/ is an eAttest code (errors/eAttestErrors.json) or PSL-*.
+TEST(EAttestCorpusTest, InvalidFoldersNameKnownCodes) {
+  ExpectInvalidFoldersNameKnownCodes(EAttestCorpusRoot(), "eAttestErrors.json");
+}
+
+// MediPrima / AMU (UMA v1 and consultation v2): decoded with MediPrimaCodec as the intake does,
+// authenticated as the corpus physician (generate_mediprima_corpus.py PHYSICIAN), so the
+// author-mismatch rule is exercised; the validator (no authenticated NIHII) must agree on
+// everything else.
+constexpr char kMediPrimaCorpusPhysician[] = "11478761004";
+
+class MediPrimaCorpusTest : public CorpusTest {
+ protected:
+  ValidationReport DecodeParam() {
+    static const MediPrimaCodec* const codec =
+        new MediPrimaCodec(*GetShared().schemas, GetShared().clock);
+    const std::string bytes = ReadFile(GetParam().path);
+    EXPECT_FALSE(bytes.empty()) << "cannot read " << GetParam().path;
+    ValidationReport report;
+    const StatusOr<MediPrimaRequest> request =
+        codec->Decode(bytes, kMediPrimaCorpusPhysician, &report);
+    EXPECT_EQ(request.ok(), report.valid()) << Describe(report);
+    return report;
+  }
+};
+
+class MediPrimaValidCorpusTest : public MediPrimaCorpusTest {};
+class MediPrimaInvalidCorpusTest : public MediPrimaCorpusTest {};
+class MediPrimaMultiFaultCorpusTest : public MediPrimaCorpusTest {};
+
+TEST_P(MediPrimaValidCorpusTest, ValidatesAsAnAmuRequest) {
+  const ValidationReport report = DecodeParam();
+  // The file name's prefix says which operation it is.
+  ExpectValidAs(report, "amu", "mediprima",
+                OperationNamed(GetParam().name, "SendUrgentMedicalAidAttestation",
+                               {{"search_", "SearchUrgentMedicalAidAttestation"},
+                                {"delete_", "DeleteUrgentMedicalAidAttestation"},
+                                {"consult_", "ConsultCarmedIntervention"}}));
+  ExpectNoPatientValue(report);
+  const ValidationReport validated = ValidateParam();
+  EXPECT_TRUE(validated.valid()) << Describe(validated);
+  EXPECT_EQ(validated.flow, "mediprima");
+}
+
+TEST_P(MediPrimaInvalidCorpusTest, FailsWithTheCodeOfItsFolder) {
+  const ValidationReport report = DecodeParam();
+  const Problem* found = ExpectTheErrorOfItsFolder(report);
+  ASSERT_NE(found, nullptr);
+  if (!GetParam().code.starts_with("PSL-XML-")) {  // the parser reports a position, no path
+    EXPECT_FALSE(found->path.empty()) << Describe(report);
+  }
+  ExpectNoPatientValue(report);
+  // The validator knows no authenticated NIHII: it reports the same except the mismatch.
+  if (GetParam().code != "PSL-MEDIPRIMA-AUTHOR-MISMATCH") {
+    const ValidationReport validated = ValidateParam();
+    EXPECT_TRUE(ErrorCodes(validated).count(GetParam().code)) << Describe(validated);
+  }
+}
+
+TEST_P(MediPrimaMultiFaultCorpusTest, ReportsExactlyTheExpectedCodes) {
+  const ValidationReport report = DecodeParam();
+  ExpectExactlyTheExpectedCodes(report);
+  ExpectNoPatientValue(report);
+}
+
+INSTANTIATE_TEST_SUITE_P(MediPrima, MediPrimaValidCorpusTest,
+                         ::testing::ValuesIn(ListCorpus("valid", MediPrimaCorpusRoot())), TestName);
+INSTANTIATE_TEST_SUITE_P(MediPrima, MediPrimaInvalidCorpusTest,
+                         ::testing::ValuesIn(ListCorpus("invalid", MediPrimaCorpusRoot())),
+                         TestName);
+INSTANTIATE_TEST_SUITE_P(MediPrima, MediPrimaMultiFaultCorpusTest,
+                         ::testing::ValuesIn(ListCorpus("multi", MediPrimaCorpusRoot())), TestName);
+
+TEST(MediPrimaCorpusTest, HoldsEnoughCases) {
+  EXPECT_GE(ListCorpus("valid", MediPrimaCorpusRoot()).size(), 15u);
+  EXPECT_GE(ListCorpus("invalid", MediPrimaCorpusRoot()).size(), 40u);
+  EXPECT_GE(ListCorpus("multi", MediPrimaCorpusRoot()).size(), 3u);
+  EXPECT_FALSE(ReadLines(MediPrimaCorpusRoot() / "sensitive_values.txt").empty());
+}
+
+// A folder under mediprima/invalid/ is a MediPrima rule code (MediPrimaRuleTable) or one of the
+// shared PSL codes the codec emits; a typo would otherwise expect a code nobody emits. Every
+// MediPrima rule that is an error has at least one case.
+TEST(MediPrimaCorpusTest, InvalidFoldersNameKnownCodesAndCoverEveryRule) {
+  std::set<std::string> rules;
+  for (const MediPrimaRuleSpec& spec : MediPrimaRuleTable()) {
+    if (spec.severity == Severity::kError)
+      rules.insert(std::string(spec.code));
+  }
+  std::set<std::string> seen;
+  for (const CorpusFile& f : ListCorpus("invalid", MediPrimaCorpusRoot())) {
+    const bool shared =
+        f.code == "PSL-SCHEMA" || f.code == "PSL-FLOW-UNKNOWN" || f.code.starts_with("PSL-XML-");
+    EXPECT_TRUE(shared || rules.count(f.code)) << f.path << ": " << f.code << " is not emitted";
+    seen.insert(f.code);
+  }
+  for (const std::string& rule : rules)
+    EXPECT_TRUE(seen.count(rule)) << "no corpus case for " << rule;
 }
 
 }  // namespace
