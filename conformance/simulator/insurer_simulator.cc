@@ -3,19 +3,27 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <random>
+#include <set>
 #include <thread>
 #include <utility>
 
 #include "base/brussels_time.h"
+#include "codecs/eattest.h"
+#include "codecs/genasync.h"
+#include "codecs/genasync_mailbox.h"
+#include "codecs/mediprima.h"
 #include "codecs/mhm_codec.h"
 #include "codecs/mhm_response.h"
 #include "codecs/mhm_rules.h"
@@ -252,6 +260,23 @@ nlohmann::ordered_json CountersJson(const SimulatorCounters& c) {
   j["faults"] = {{"http_500", c.faults_500},    {"http_503", c.faults_503},
                  {"http_429", c.faults_429},    {"reset", c.faults_reset},
                  {"timeout", c.faults_timeout}, {"outage", c.faults_outage}};
+  j["posts"] = c.posts;
+  j["posts_accepted"] = c.posts_accepted;
+  j["posts_refused"] = c.posts_refused;
+  j["post_duplicates"] = c.post_duplicates;
+  j["gets"] = c.gets;
+  j["confirms"] = c.confirms;
+  j["returns_delivered"] = c.returns_delivered;
+  j["tacks_delivered"] = c.tacks_delivered;
+  j["returns_confirmed"] = c.returns_confirmed;
+  j["tacks_confirmed"] = c.tacks_confirmed;
+  j["mailbox_depth"] = c.mailbox_depth;
+  j["mediprima"] = {{"sends", c.mediprima_sends},     {"searches", c.mediprima_searches},
+                    {"deletes", c.mediprima_deletes}, {"consults", c.mediprima_consults},
+                    {"refused", c.mediprima_refused}, {"duplicates", c.mediprima_duplicates}};
+  j["eattest"] = {{"sends", c.eattest_sends},           {"cancels", c.eattest_cancels},
+                  {"accepted", c.eattest_accepted},     {"refused", c.eattest_refused},
+                  {"duplicates", c.eattest_duplicates}, {"last_attempt", c.eattest_last_attempt}};
   return j;
 }
 
@@ -268,6 +293,29 @@ void Add(SimulatorCounters* total, const SimulatorCounters& c) {
   total->faults_reset += c.faults_reset;
   total->faults_timeout += c.faults_timeout;
   total->faults_outage += c.faults_outage;
+  total->posts += c.posts;
+  total->posts_accepted += c.posts_accepted;
+  total->posts_refused += c.posts_refused;
+  total->post_duplicates += c.post_duplicates;
+  total->gets += c.gets;
+  total->confirms += c.confirms;
+  total->returns_delivered += c.returns_delivered;
+  total->tacks_delivered += c.tacks_delivered;
+  total->returns_confirmed += c.returns_confirmed;
+  total->tacks_confirmed += c.tacks_confirmed;
+  total->mailbox_depth += c.mailbox_depth;
+  total->mediprima_sends += c.mediprima_sends;
+  total->mediprima_searches += c.mediprima_searches;
+  total->mediprima_deletes += c.mediprima_deletes;
+  total->mediprima_consults += c.mediprima_consults;
+  total->mediprima_refused += c.mediprima_refused;
+  total->mediprima_duplicates += c.mediprima_duplicates;
+  total->eattest_sends += c.eattest_sends;
+  total->eattest_cancels += c.eattest_cancels;
+  total->eattest_accepted += c.eattest_accepted;
+  total->eattest_refused += c.eattest_refused;
+  total->eattest_duplicates += c.eattest_duplicates;
+  total->eattest_last_attempt = std::max(total->eattest_last_attempt, c.eattest_last_attempt);
 }
 
 enum class FaultKind { kNone, kOutage, kTimeout, kReset, kThrottle, kFail };
@@ -299,6 +347,13 @@ StatusOr<FaultPlan> ParseFaultPlan(std::string_view json, system_clock::time_poi
         return Status::Invalid("'insurer' must be a string");
       }
       scope = v.get<std::string>();
+    } else if (key == "operation") {
+      if (!v.is_string() || !IsFaultOperation(v.get<std::string>())) {
+        return Status::Invalid(
+            "'operation' must be one of \"mhm\", \"post\", \"get\", \"confirm\", "
+            "\"mediprima\", \"eattest\"");
+      }
+      plan.operation = v.get<std::string>();
     } else if (key == "latency_ms") {
       PSL_RETURN_IF_ERROR(ReadInt(v, key, 0, 600'000, &n));
       plan.latency = std::chrono::milliseconds(n);
@@ -364,8 +419,16 @@ StatusOr<FaultPlan> ParseFaultPlan(std::string_view json, system_clock::time_poi
   return plan;
 }
 
+bool IsFaultOperation(std::string_view operation) {
+  return operation.empty() || operation == "mhm" || operation == "post" || operation == "get" ||
+         operation == "confirm" || operation == "mediprima" || operation == "eattest";
+}
+
 std::string FaultPlanJson(const FaultPlan& plan, system_clock::time_point now) {
   nlohmann::ordered_json j;
+  if (!plan.operation.empty()) {
+    j["operation"] = plan.operation;
+  }
   j["latency_ms"] = plan.latency.count();
   j["timeout_next"] = plan.timeout_next;
   j["timeout_rate"] = plan.timeout_rate;
@@ -389,6 +452,379 @@ std::string FaultPlanJson(const FaultPlan& plan, system_clock::time_point now) {
   return j.dump();
 }
 
+// ---- eFact decisions
+// -----------------------------------------------------------------------------
+
+StatusOr<EfactControl> ParseEfactControl(std::string_view json) {
+  const nlohmann::json j = nlohmann::json::parse(json, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    return Status::Invalid("the eFact control must be a JSON object");
+  }
+  EfactControl c;
+  std::optional<codecs::EfactReturnKind> kind;
+  std::vector<std::string> codes;
+  auto add_code = [&codes](const nlohmann::json& v, const std::string& key) -> Status {
+    const std::string code = v.is_string() ? v.get<std::string>() : std::string();
+    if (code.size() != 6 ||
+        !std::all_of(code.begin(), code.end(), [](char ch) { return ch >= '0' && ch <= '9'; })) {
+      return Status::Invalid("'" + key + "' must hold 6-digit eFact error codes");
+    }
+    codes.push_back(code);
+    return Status::Ok();
+  };
+  for (const auto& [key, v] : j.items()) {
+    if (key == "insurer") {
+      if (!v.is_string()) {
+        return Status::Invalid("'insurer' must be a string");
+      }
+      c.insurer = v.get<std::string>();
+    } else if (key == "decision" || key == "efact_return") {
+      codecs::EfactReturnKind k;
+      if (!v.is_string() || !codecs::EfactReturnKindFromName(v.get<std::string>(), &k)) {
+        return Status::Invalid("'" + key +
+                               "' must be accepted, refused, refused-blocking or "
+                               "accepted-with-errors (or 931000, 920999, 920099, 920098)");
+      }
+      kind = k;
+    } else if (key == "codes") {
+      if (!v.is_array()) {
+        return Status::Invalid("'codes' must be an array of 6-digit strings");
+      }
+      for (const auto& item : v) {
+        PSL_RETURN_IF_ERROR(add_code(item, key));
+      }
+    } else if (key == "efact_code" || key == "code") {
+      PSL_RETURN_IF_ERROR(add_code(v, key));
+    } else if (key == "next") {
+      PSL_RETURN_IF_ERROR(ReadCount(v, key, &c.next));
+    } else if (key == "return_delay_ms") {
+      std::int64_t n = 0;
+      PSL_RETURN_IF_ERROR(ReadInt(v, key, 0, std::int64_t{86'400'000}, &n));
+      c.return_delay = std::chrono::milliseconds(n);
+    } else if (key == "mailbox_tacks") {
+      if (!v.is_boolean()) {
+        return Status::Invalid("'mailbox_tacks' must be true or false");
+      }
+      c.mailbox_tacks = v.get<bool>();
+    } else {
+      return Status::Invalid("unknown key '" + key + "'");
+    }
+  }
+  if (!kind && (!codes.empty() || c.next > 0)) {
+    return Status::Invalid("'codes' and 'next' need a 'decision'");
+  }
+  if (kind) {
+    if (*kind == codecs::EfactReturnKind::kAcknowledged && !codes.empty()) {
+      return Status::Invalid("an acknowledgement (931000) carries no error code");
+    }
+    c.decision = EfactDecision{*kind, std::move(codes)};
+  }
+  return c;
+}
+
+// ---- MediPrima and eAttest decisions
+// ------------------------------------------------------------
+
+namespace {
+
+// "accepted" | "refused" into *refused.
+Status ReadDecision(const nlohmann::json& v, bool* refused) {
+  if (v.is_string() && v.get<std::string>() == "accepted") {
+    *refused = false;
+    return Status::Ok();
+  }
+  if (v.is_string() && v.get<std::string>() == "refused") {
+    *refused = true;
+    return Status::Ok();
+  }
+  return Status::Invalid("'decision' must be \"accepted\" or \"refused\"");
+}
+
+bool IsStatusCodeText(const std::string& code) {
+  return !code.empty() && code.size() <= 64 &&
+         std::all_of(code.begin(), code.end(), [](unsigned char c) {
+           return std::isalnum(c) != 0 || c == '-' || c == '_' || c == '.' || c == ':';
+         });
+}
+
+}  // namespace
+
+StatusOr<MediPrimaControl> ParseMediPrimaControl(std::string_view json) {
+  const nlohmann::json j = nlohmann::json::parse(json, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    return Status::Invalid("the MediPrima control must be a JSON object");
+  }
+  MediPrimaControl c;
+  std::optional<bool> refused;
+  std::vector<std::string> codes;
+  std::string operation;
+  for (const auto& [key, v] : j.items()) {
+    if (key == "insurer") {
+      if (!v.is_string()) {
+        return Status::Invalid("'insurer' must be a string");
+      }
+      c.insurer = v.get<std::string>();
+    } else if (key == "decision") {
+      bool r = false;
+      PSL_RETURN_IF_ERROR(ReadDecision(v, &r));
+      refused = r;
+    } else if (key == "codes") {
+      if (!v.is_array()) {
+        return Status::Invalid("'codes' must be an array of strings");
+      }
+      for (const auto& item : v) {
+        if (!item.is_string() || !IsStatusCodeText(item.get<std::string>())) {
+          return Status::Invalid(
+              "'codes' must hold 1 to 64 characters among letters, digits and - _ . :");
+        }
+        codes.push_back(item.get<std::string>());
+      }
+    } else if (key == "operation") {
+      if (!v.is_string() || (v != "send" && v != "search" && v != "delete" && v != "consult")) {
+        return Status::Invalid(
+            "'operation' must be \"send\", \"search\", \"delete\" or \"consult\"");
+      }
+      operation = v.get<std::string>();
+    } else if (key == "next") {
+      PSL_RETURN_IF_ERROR(ReadCount(v, key, &c.next));
+    } else {
+      return Status::Invalid("unknown key '" + key + "'");
+    }
+  }
+  if (!refused) {
+    if (!codes.empty() || c.next > 0 || !operation.empty()) {
+      return Status::Invalid("'codes', 'operation' and 'next' need a 'decision'");
+    }
+    return c;
+  }
+  if (!*refused && !codes.empty()) {
+    return Status::Invalid("an accepted decision carries no code");
+  }
+  c.decision = MediPrimaDecision{*refused, std::move(codes), std::move(operation)};
+  return c;
+}
+
+StatusOr<EAttestErrorTable> LoadEAttestErrorTable(const std::filesystem::path& json_file) {
+  std::ifstream in(json_file, std::ios::binary);
+  if (!in) {
+    return Status::FailedPrecondition("cannot read " + json_file.string());
+  }
+  const nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_array()) {
+    return Status::Invalid(json_file.string() + " is not a JSON array of error entries");
+  }
+  EAttestErrorTable table;
+  for (const auto& e : j) {
+    if (!e.is_object() || !e.contains("code") || !e["code"].is_string()) {
+      return Status::Invalid(json_file.string() + ": an entry has no string 'code'");
+    }
+    const std::string code = e["code"].get<std::string>();
+    if (table.count(code) != 0) {
+      continue;  // the first path listed for the code
+    }
+    EAttestErrorText text;
+    if (e.contains("path") && e["path"].is_string()) {
+      text.path = e["path"].get<std::string>();
+    }
+    if (e.contains("msgFr") && e["msgFr"].is_string()) {
+      text.description = e["msgFr"].get<std::string>();
+    }
+    table.emplace(code, std::move(text));
+  }
+  return table;
+}
+
+StatusOr<EAttestControl> ParseEAttestControl(std::string_view json,
+                                             const EAttestErrorTable* table) {
+  const nlohmann::json j = nlohmann::json::parse(json, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    return Status::Invalid("the eAttest control must be a JSON object");
+  }
+  EAttestControl c;
+  std::optional<bool> refused;
+  std::vector<std::string> codes;
+  for (const auto& [key, v] : j.items()) {
+    if (key == "insurer") {
+      if (!v.is_string()) {
+        return Status::Invalid("'insurer' must be a string");
+      }
+      c.insurer = v.get<std::string>();
+    } else if (key == "decision") {
+      bool r = false;
+      PSL_RETURN_IF_ERROR(ReadDecision(v, &r));
+      refused = r;
+    } else if (key == "codes") {
+      if (!v.is_array()) {
+        return Status::Invalid("'codes' must be an array of eAttest error codes");
+      }
+      for (const auto& item : v) {
+        const std::string code = item.is_string() ? item.get<std::string>() : std::string();
+        const bool known =
+            table != nullptr && !table->empty()
+                ? table->count(code) != 0
+                : code.size() == 3 && std::all_of(code.begin(), code.end(),
+                                                  [](char ch) { return ch >= '0' && ch <= '9'; });
+        if (!known) {
+          return Status::Invalid("'codes' must hold codes of errors/eAttestErrors.json");
+        }
+        codes.push_back(code);
+      }
+    } else if (key == "next") {
+      PSL_RETURN_IF_ERROR(ReadCount(v, key, &c.next));
+    } else {
+      return Status::Invalid("unknown key '" + key + "'");
+    }
+  }
+  if (!refused) {
+    if (!codes.empty() || c.next > 0) {
+      return Status::Invalid("'codes' and 'next' need a 'decision'");
+    }
+    return c;
+  }
+  if (!*refused && !codes.empty()) {
+    return Status::Invalid("an accepted decision carries no code");
+  }
+  c.decision = EAttestDecision{*refused, std::move(codes)};
+  return c;
+}
+
+namespace {
+
+nlohmann::ordered_json EfactDecisionJson(const EfactDecision& d) {
+  nlohmann::ordered_json j;
+  j["decision"] = std::string(codecs::EfactReturnDecision(d.kind));
+  j["message_type"] = std::string(codecs::EfactReturnMessageType(d.kind));
+  j["codes"] = d.codes;
+  return j;
+}
+
+// The error records of a return: each code points at the first record of its type.
+std::vector<codecs::EfactReturnError> ReturnErrors(const EfactDecision& d,
+                                                   const codecs::EfactFile& file) {
+  std::vector<std::string> codes = d.codes;
+  if (codes.empty()) {
+    switch (d.kind) {
+      case codecs::EfactReturnKind::kRefused:
+      case codecs::EfactReturnKind::kRefusedBlocking:
+        codes = {"200701"};  // record 20 zone 7 (affiliation mutuality) not numeric, blocking
+        break;
+      case codecs::EfactReturnKind::kAcceptedWithErrors:
+        codes = {"200802"};  // record 20 zone 8 (beneficiary id) with a wrong check digit
+        break;
+      case codecs::EfactReturnKind::kAcknowledged:
+        break;
+    }
+  }
+  std::vector<codecs::EfactReturnError> errors;
+  for (const std::string& code : codes) {
+    codecs::EfactReturnError e;
+    e.code = code;
+    const std::string_view type = std::string_view(code).substr(0, 2);
+    for (const codecs::EfactRecord& r : file.records) {
+      if (codecs::EfactRecordTypeCode(r.type()) == type) {
+        e.record = r.ordinal();
+        break;
+      }
+    }
+    e.zone = code.substr(2, 2);
+    if (e.zone.size() == 2 && e.zone[0] == '0') {
+      e.zone.erase(0, 1);
+    }
+    errors.push_back(std::move(e));
+  }
+  return errors;
+}
+
+// Segment 200 zone 205 of the returns: unique per process (a random start, never reset), so that
+// two returns never share a HashValue, even for the same file or after a /control/reset.
+std::uint64_t NextReturnReference() {
+  static std::atomic<std::uint64_t> next = [] {
+    std::uint64_t start = 0;
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(&start), sizeof(start)) != 1) {
+      start = static_cast<std::uint64_t>(std::random_device{}());
+    }
+    return 10'000'000'000'000ULL + start % 80'000'000'000'000ULL;
+  }();
+  return next.fetch_add(1);
+}
+
+constexpr char kWsAddressingNs[] = "http://www.w3.org/2005/08/addressing";
+constexpr char kTAckMinorInvalid[] = "urn:nip:tack:result:minor:invalid-message";
+constexpr char kTAckMinorSignature[] = "urn:nip:tack:result:minor:invalid-signature";
+constexpr char kTAckMinorDestination[] = "urn:nip:tack:result:minor:wrong-destination";
+constexpr char kTAckMinorReference[] = "urn:nip:tack:result:minor:no-input-reference";
+
+// The SOAPAction header without its quotes.
+std::string ActionOf(const HttpRequest& request) {
+  std::string action = FindHeader(request, "soapaction").value_or("");
+  if (action.size() >= 2 && action.front() == '"' && action.back() == '"') {
+    action = action.substr(1, action.size() - 2);
+  }
+  return action;
+}
+
+// The fault-plan operation of a SOAPAction: "mhm", "post", "get", "confirm", or "".
+std::string OperationOf(const std::string& action) {
+  if (action == codecs::kGenAsyncPostAction) {
+    return "post";
+  }
+  if (action == codecs::kGenAsyncGetAction) {
+    return "get";
+  }
+  if (action == codecs::kGenAsyncConfirmAction) {
+    return "confirm";
+  }
+  for (MhmOperation op :
+       {MhmOperation::kSubscription, MhmOperation::kCancellation, MhmOperation::kClosure}) {
+    if (action == codecs::MhmSoapAction(op)) {
+      return "mhm";
+    }
+  }
+  if (codecs::MediPrimaOperationForSoapAction(action)) {
+    return "mediprima";
+  }
+  if (action == codecs::EAttestSoapAction(codecs::EAttestOperation::kSend) ||
+      action == codecs::EAttestSoapAction(codecs::EAttestOperation::kCancel)) {
+    return "eattest";
+  }
+  return "";
+}
+
+bool IsGenAsyncOperation(const std::string& operation) {
+  return operation == "post" || operation == "get" || operation == "confirm";
+}
+
+// The WS-Addressing To of an envelope ("" when absent or unreadable).
+std::string WsaTo(std::string_view envelope) {
+  codecs::Problem problem;
+  StatusOr<XmlDocPtr> doc = codecs::ParseUntrustedXml(envelope, codecs::XmlLimits{}, &problem);
+  if (!doc.ok()) {
+    return "";
+  }
+  const xmlNode* header =
+      codecs::Child(xmlDocGetRootElement(doc->get()), codecs::kSoap11Ns, "Header");
+  return codecs::TrimmedContent(codecs::Child(header, kWsAddressingNs, "To"));
+}
+
+std::string InputReferenceOf(const xmlDoc* body) {
+  const xmlNode* root = xmlDocGetRootElement(const_cast<xmlDoc*>(body));
+  return codecs::TrimmedContent(
+      codecs::Child(codecs::Child(root, codecs::kGenAsyncNamespace, "CommonInput"),
+                    codecs::kCinCommonNamespace, "InputReference"));
+}
+
+HttpResponse TAckHttp(const codecs::TAck& tack) {
+  StatusOr<std::string> body = codecs::BuildPostResponse(tack);
+  StatusOr<std::string> envelope =
+      body.ok() ? codecs::BuildSoapResponse(*body) : StatusOr<std::string>(body.status());
+  if (!envelope.ok()) {
+    return ServerFault("the insurer cannot build its TAck");
+  }
+  return SoapResponse(200, std::move(envelope).value());
+}
+
+}  // namespace
+
 // ---- the simulator
 // -------------------------------------------------------------------------------
 
@@ -405,15 +841,58 @@ struct InsurerSimulator::Impl {
     bool ready = false;
     HttpResponse response;
   };
+  struct MailboxItem {
+    codecs::MailboxMessageSpec spec;
+    std::string hash;  // Detail/@HashValue of spec (what a confirm names)
+    system_clock::time_point visible_at;
+  };
+  struct Mailbox {
+    std::vector<MailboxItem> messages;
+    std::vector<codecs::TAck> tacks;
+  };
+  struct UmaAttestation {
+    std::string patient_key;
+    std::string author_nihii;
+    std::string start_date;
+    std::string end_date;  // "" = open
+    std::string cover;
+    std::uint64_t sequence = 0;  // order of the Sends
+  };
+  struct EAttestation {
+    std::string patient_key;
+    std::string author_nihii;
+    bool cancelled = false;
+  };
   struct Insurer {
     std::string code;
     FaultPlan plan;
+    std::map<std::string, FaultPlan> op_plans;                          // operation → scoped plan
+    std::map<std::string, std::shared_ptr<StoredAnswer>> post_answers;  // by InputReference
+    std::map<std::string, Mailbox> mailboxes;                           // by origin NIHII
+    EfactDecision efact;                   // the decision for accepted posts
+    std::deque<EfactDecision> next_efact;  // decisions of the next accepted posts, in order
+    std::chrono::milliseconds return_delay{0};
+    bool mailbox_tacks = false;
+    std::uint64_t next_post = 1;
     SimulatorCounters counters;
     std::map<std::string, std::shared_ptr<StoredAnswer>> answers;  // by request @Id
     std::map<std::string, Enrolment> enrolments;                   // by decision reference
     std::map<std::string, std::string> active;  // patient key → decision reference
     std::uint64_t next_reference = 1;
     std::uint64_t next_output = 1;
+    // MediPrima (UMA attestations and refusal injection).
+    std::map<std::string, UmaAttestation> uma;  // by attestation number
+    std::map<std::string, std::shared_ptr<StoredAnswer>> mediprima_answers;  // Send/Delete @Id
+    std::optional<MediPrimaDecision> mediprima;    // the default decision (none = decide)
+    std::deque<MediPrimaDecision> next_mediprima;  // the next ones, in order
+    std::uint64_t next_uma = 1;
+    // eAttest.
+    std::map<std::string, EAttestation> attestations;                      // by invoicing number
+    std::map<std::string, std::shared_ptr<StoredAnswer>> eattest_answers;  // by envelope @Id
+    std::map<std::string, std::uint64_t> eattest_attempts;  // envelope @Id → last attemptNbr
+    EAttestDecision eattest;
+    std::deque<EAttestDecision> next_eattest;
+    std::uint64_t next_invoicing = 1;
   };
   struct Decision {
     bool accepted = true;
@@ -424,6 +903,9 @@ struct InsurerSimulator::Impl {
 
   Options options;
   std::unique_ptr<codecs::MhmCodec> codec;
+  std::unique_ptr<codecs::GenAsyncCodec> genasync;
+  std::unique_ptr<codecs::MediPrimaCodec> mediprima;
+  std::set<std::string> carmed_pool;  // keyed hashes of the consult beneficiaries
   std::string hmac_key;
 
   mutable std::mutex mu;
@@ -438,7 +920,8 @@ struct InsurerSimulator::Impl {
   std::deque<std::function<void()>> jobs;
   std::condition_variable timers_cv;
   std::multimap<std::chrono::steady_clock::time_point, std::function<void()>> timers;
-  std::vector<gateway::Responder> held;
+  std::map<std::uint64_t, gateway::Responder> held;  // by hold id
+  std::uint64_t next_held = 1;
   bool stopping = false;
   std::vector<std::thread> threads;
 
@@ -448,6 +931,10 @@ struct InsurerSimulator::Impl {
     const std::string id = !request.patient_ssin.empty()
                                ? "niss:" + request.patient_ssin
                                : "mut:" + request.mutuality + "/" + request.reg_nr_with_mut;
+    return KeyOf(id);
+  }
+
+  std::string KeyOf(const std::string& id) const {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
     HMAC(EVP_sha256(), hmac_key.data(), static_cast<int>(hmac_key.size()),
@@ -465,9 +952,55 @@ struct InsurerSimulator::Impl {
     return rate > 0 && std::uniform_real_distribution<double>(0.0, 1.0)(rng) < rate;
   }
 
-  // Under mu: counts the request and picks the fault, consuming a "next N" counter.
-  FaultDecision PickFault(Insurer& ins) {
-    FaultPlan& p = ins.plan;
+  // Under mu: the start-up plans and decisions of an insurer.
+  void ApplyStartup(Insurer& ins) {
+    ins.op_plans.clear();
+    if (options.faults.operation.empty()) {
+      ins.plan = options.faults;
+    } else {
+      ins.plan = FaultPlan();
+      ins.op_plans[options.faults.operation] = options.faults;
+    }
+    ins.efact = options.efact;
+    ins.next_efact.clear();
+    ins.mediprima.reset();
+    ins.next_mediprima.clear();
+    ins.eattest = EAttestDecision();
+    ins.next_eattest.clear();
+    ins.return_delay = options.return_delay;
+    ins.mailbox_tacks = options.mailbox_tacks;
+  }
+
+  // Under mu.
+  static void SetPlan(Insurer& ins, const FaultPlan& plan) {
+    if (plan.operation.empty()) {
+      ins.plan = plan;
+    } else {
+      ins.op_plans[plan.operation] = plan;
+    }
+  }
+
+  // Under mu: counts the request and picks the fault, consuming a "next N" counter: the plan
+  // scoped to `operation` first, then the insurer's unscoped plan.
+  FaultDecision PickFault(Insurer& ins, const std::string& operation) {
+    if (!operation.empty()) {
+      auto scoped = ins.op_plans.find(operation);
+      if (scoped != ins.op_plans.end()) {
+        const FaultDecision d = PickFrom(ins, scoped->second);
+        if (d.kind != FaultKind::kNone) {
+          return d;
+        }
+        FaultDecision general = PickFrom(ins, ins.plan);
+        if (d.latency.count() > 0) {
+          general.latency = d.latency;
+        }
+        return general;
+      }
+    }
+    return PickFrom(ins, ins.plan);
+  }
+
+  FaultDecision PickFrom(Insurer& ins, FaultPlan& p) {
     FaultDecision d;
     d.latency = p.latency;
     const system_clock::time_point now = clock().Now();
@@ -544,21 +1077,31 @@ struct InsurerSimulator::Impl {
     const std::string code(rest.substr(0, slash));
     const std::string_view endpoint = slash == std::string_view::npos ? "" : rest.substr(slash);
 
+    const std::string operation = OperationOf(ActionOf(request));
     FaultDecision fault;
     {
       std::lock_guard<std::mutex> lock(mu);
       auto it = insurers.find(code);
-      if (it == insurers.end() || endpoint != "/mhm") {
+      if (it == insurers.end() || (endpoint != "/mhm" && endpoint != "/genasync" &&
+                                   endpoint != "/mediprima" && endpoint != "/eattest")) {
         return SimulatorReply{TextResponse(404, "no such insurer endpoint\n")};
       }
       ++it->second.counters.received;
-      fault = PickFault(it->second);
+      fault = PickFault(it->second, operation);
     }
     SimulatorReply reply;
     reply.delay = fault.latency;
     switch (fault.kind) {
       case FaultKind::kNone:
-        reply.response = ProcessMhm(code, request);
+        if (operation == "mediprima") {
+          reply.response = ProcessMediPrima(code, request);
+        } else if (operation == "eattest") {
+          reply.response = ProcessEAttest(code, request);
+        } else if (IsGenAsyncOperation(operation)) {
+          reply.response = ProcessGenAsync(code, operation, request);
+        } else {
+          reply.response = ProcessMhm(code, request);
+        }
         return reply;
       case FaultKind::kTimeout:
         reply.hold = true;
@@ -594,7 +1137,8 @@ struct InsurerSimulator::Impl {
     return response;
   }
 
-  HttpResponse ProcessMhm(const std::string& code, const HttpRequest& request) {
+  // POST and a SOAP 1.1 Content-Type, else the (counted) HTTP error.
+  std::optional<HttpResponse> CheckHttp(const std::string& code, const HttpRequest& request) {
     if (request.method != "POST") {
       HttpResponse r = TextResponse(405, "POST only\n");
       r.headers.emplace_back("allow", "POST");
@@ -604,10 +1148,14 @@ struct InsurerSimulator::Impl {
     if (type.rfind("text/xml", 0) != 0) {
       return Counted(code, TextResponse(415, "SOAP 1.1 needs Content-Type text/xml\n"), false);
     }
-    std::string action = FindHeader(request, "soapaction").value_or("");
-    if (action.size() >= 2 && action.front() == '"' && action.back() == '"') {
-      action = action.substr(1, action.size() - 2);
+    return std::nullopt;
+  }
+
+  HttpResponse ProcessMhm(const std::string& code, const HttpRequest& request) {
+    if (std::optional<HttpResponse> refused = CheckHttp(code, request)) {
+      return *refused;
     }
+    const std::string action = ActionOf(request);
     std::optional<MhmOperation> action_op;
     for (MhmOperation op :
          {MhmOperation::kSubscription, MhmOperation::kCancellation, MhmOperation::kClosure}) {
@@ -616,7 +1164,9 @@ struct InsurerSimulator::Impl {
       }
     }
     if (!action_op) {
-      return Counted(code, ClientFault("unknown SOAPAction: expected one of the MHM actions"),
+      return Counted(code,
+                     ClientFault("unknown SOAPAction: expected one of the MHM, genasync "
+                                 "(post, get, confirm), MediPrima or eAttest actions"),
                      true);
     }
 
@@ -658,6 +1208,267 @@ struct InsurerSimulator::Impl {
       return Counted(code, ClientFault("XAdES: " + xades.status().message()), true);
     }
     return Answer(code, *mhm);
+  }
+
+  // ---- Generic Async
+
+  HttpResponse ProcessGenAsync(const std::string& code, const std::string& operation,
+                               const HttpRequest& request) {
+    if (std::optional<HttpResponse> refused = CheckHttp(code, request)) {
+      return *refused;
+    }
+    codecs::SoapVerifyOptions soap_options;
+    soap_options.intermediates = options.intermediates;
+    StatusOr<codecs::VerifiedSoap> soap =
+        codecs::VerifySoapRequest(request.body, options.trust, clock(), soap_options);
+    if (!soap.ok()) {
+      return Counted(code, ClientFault("WS-Security: " + soap.status().message()), true);
+    }
+    const xmlNode* root = xmlDocGetRootElement(soap->body.get());
+    if (!codecs::IsElement(root, codecs::kGenAsyncNamespace, operation)) {
+      return Counted(
+          code,
+          ClientFault("SOAPAction names the genasync " + operation + " but the body is not a " +
+                      operation + " element of " + std::string(codecs::kGenAsyncNamespace)),
+          true);
+    }
+    if (operation == "post") {
+      return ProcessPost(code, request, *soap);
+    }
+    if (operation == "get") {
+      return ProcessGet(code, *soap);
+    }
+    return ProcessConfirm(code, *soap);
+  }
+
+  HttpResponse ProcessPost(const std::string& code, const HttpRequest& request,
+                           const codecs::VerifiedSoap& soap) {
+    const std::string& body = soap.body_xml;
+    const std::string input_reference = InputReferenceOf(soap.body.get());
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      ++insurers.at(code).counters.posts;
+    }
+    auto refuse = [&](const char* minor, const std::string& message) {
+      codecs::TAck tack;
+      tack.issuer = "urn:nip:issuer:io:" + code;
+      tack.applies_to = codecs::TAckAppliesTo(input_reference);
+      tack.result_major = std::string(codecs::kTAckFailure);
+      tack.result_minor = minor;
+      tack.result_message = message.substr(0, 400);
+      tack.content = codecs::TAckContentFor(body, tack.result_major);
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        ++insurers.at(code).counters.posts_refused;
+      }
+      Log("insurer=" + code + " op=post ref=" + input_reference.substr(0, 64) +
+          " outcome=refused minor=" + minor);
+      return TAckHttp(tack);
+    };
+
+    codecs::ValidationReport report;
+    StatusOr<codecs::GenAsyncPost> post = genasync->Decode(body, &report);
+    if (!post.ok()) {
+      std::string reason = "the post is not valid (" + post.status().message() + ")";
+      int shown = 0;
+      for (const codecs::Problem& p : report.problems) {
+        if (p.severity != codecs::Severity::kError) {
+          continue;
+        }
+        if (++shown > 5) {
+          reason += "; …";
+          break;
+        }
+        reason += "; " + p.code + " " + p.document + " " + p.path;
+      }
+      return refuse(kTAckMinorInvalid, reason);
+    }
+    StatusOr<codecs::VerifiedSignature> xades =
+        codecs::VerifyGenAsyncPost(body, options.trust, clock());
+    if (!xades.ok()) {
+      return refuse(kTAckMinorSignature, "Xades-t: " + xades.status().message());
+    }
+    const std::string to = WsaTo(request.body);
+    const std::string expected_to = std::string(codecs::kGenAsyncDestinationPrefix) + code;
+    if (!to.empty() && to != expected_to) {
+      return refuse(kTAckMinorDestination,
+                    "the WS-Addressing To is not " + expected_to + " (this insurer)");
+    }
+    if (post->destination != code) {
+      return refuse(kTAckMinorDestination,
+                    "the file's invoices are for insurer " + post->destination + ", not " + code);
+    }
+    if (input_reference.empty()) {
+      return refuse(kTAckMinorReference, "the post has no CommonInput/InputReference");
+    }
+
+    std::shared_ptr<StoredAnswer> entry;
+    EfactDecision decision;
+    std::uint64_t n = 0;
+    {
+      std::unique_lock<std::mutex> lock(mu);
+      Insurer& ins = insurers.at(code);
+      auto found = ins.post_answers.find(input_reference);
+      if (found != ins.post_answers.end()) {
+        std::shared_ptr<StoredAnswer> stored = found->second;
+        answer_ready.wait(lock, [&stored] { return stored->ready; });
+        ++ins.counters.post_duplicates;
+        Log("insurer=" + code + " op=post ref=" + input_reference.substr(0, 64) + " duplicate");
+        return stored->response;
+      }
+      entry = std::make_shared<StoredAnswer>();
+      ins.post_answers[input_reference] = entry;
+      if (!ins.next_efact.empty()) {
+        decision = ins.next_efact.front();
+        ins.next_efact.pop_front();
+      } else {
+        decision = ins.efact;
+      }
+      n = ins.next_post++;
+    }
+
+    codecs::TAck tack;
+    tack.issuer = "urn:nip:issuer:io:" + code;
+    tack.applies_to = codecs::TAckAppliesTo(input_reference);
+    tack.result_major = std::string(codecs::kTAckSuccess);
+    tack.reference = code + "-TACK-" + std::to_string(n);
+    tack.id = "_tack-" + code + "-" + std::to_string(n);
+    tack.content = codecs::TAckContentFor(body, tack.result_major);
+    HttpResponse response = TAckHttp(tack);
+    MailboxItem item;
+    item.spec.message_name = post->message_name;
+    item.spec.input_reference = input_reference;
+    item.spec.output_reference = code + "-RET-" + std::to_string(n);
+    item.spec.nip_reference = "SIM-" + item.spec.output_reference;
+    item.spec.blob_id = "_ret-" + code + "-" + std::to_string(n);
+    StatusOr<std::string> content = codecs::BuildEfactReturn(
+        post->file, decision.kind, ReturnErrors(decision, post->file), NextReturnReference());
+    StatusOr<std::string> hash = content.ok() ? codecs::MailboxContentHash(*content)
+                                              : StatusOr<std::string>(content.status());
+
+    std::lock_guard<std::mutex> lock(mu);
+    Insurer& ins = insurers.at(code);
+    if (response.status != 200 || !hash.ok()) {
+      entry->response = ServerFault("the insurer cannot build its TAck or return file");
+      entry->ready = true;
+      auto mine = ins.post_answers.find(input_reference);
+      if (mine != ins.post_answers.end() && mine->second == entry) {
+        ins.post_answers.erase(mine);
+      }
+      answer_ready.notify_all();
+      Log("insurer=" + code + " op=post internal error: " +
+          (hash.ok() ? std::string("TAck") : hash.status().ToString()));
+      return entry->response;
+    }
+    item.spec.content = std::move(content).value();
+    item.hash = std::move(hash).value();
+    item.visible_at = clock().Now() + ins.return_delay;
+    Mailbox& box = ins.mailboxes[post->sender_nihii];
+    box.messages.push_back(std::move(item));
+    if (ins.mailbox_tacks) {
+      box.tacks.push_back(tack);
+    }
+    entry->response = std::move(response);
+    entry->ready = true;
+    ++ins.counters.posts_accepted;
+    answer_ready.notify_all();
+    Log("insurer=" + code + " op=post ref=" + input_reference.substr(0, 64) +
+        " outcome=accepted return=" + std::string(codecs::EfactReturnMessageType(decision.kind)));
+    return entry->response;
+  }
+
+  HttpResponse ProcessGet(const std::string& code, const codecs::VerifiedSoap& soap) {
+    StatusOr<codecs::GetRequest> get = codecs::ParseGetRequest(soap.body_xml, *options.schemas);
+    if (!get.ok()) {
+      return Counted(code, ClientFault("the get is not valid: " + get.status().message()), true);
+    }
+    std::vector<codecs::MailboxMessageSpec> specs;
+    std::vector<codecs::TAck> tacks;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      Insurer& ins = insurers.at(code);
+      const system_clock::time_point now = clock().Now();
+      auto box = ins.mailboxes.find(get->origin_nihii);
+      if (box != ins.mailboxes.end()) {
+        for (const MailboxItem& item : box->second.messages) {
+          if (specs.size() >= get->max_messages) {
+            break;
+          }
+          if (item.visible_at > now) {
+            continue;
+          }
+          if (!get->message_names.empty() &&
+              std::find(get->message_names.begin(), get->message_names.end(),
+                        item.spec.message_name) == get->message_names.end()) {
+            continue;
+          }
+          specs.push_back(item.spec);
+        }
+        if (get->include_tacks) {
+          for (const codecs::TAck& t : box->second.tacks) {
+            if (tacks.size() >= get->max_tacks) {
+              break;
+            }
+            tacks.push_back(t);
+          }
+        }
+      }
+      ++ins.counters.gets;
+      ins.counters.returns_delivered += specs.size();
+      ins.counters.tacks_delivered += tacks.size();
+    }
+    StatusOr<std::string> built = codecs::BuildGetResponse(specs, tacks, *options.signer, clock());
+    StatusOr<std::string> envelope =
+        built.ok() ? codecs::BuildSoapResponse(*built) : StatusOr<std::string>(built.status());
+    if (!envelope.ok()) {
+      Log("insurer=" + code + " op=get internal error: " + envelope.status().ToString());
+      return ServerFault("the insurer cannot sign its mailbox answer");
+    }
+    Log("insurer=" + code + " op=get messages=" + std::to_string(specs.size()) +
+        " tacks=" + std::to_string(tacks.size()));
+    return SoapResponse(200, std::move(envelope).value());
+  }
+
+  HttpResponse ProcessConfirm(const std::string& code, const codecs::VerifiedSoap& soap) {
+    StatusOr<codecs::ConfirmRequest> confirm =
+        codecs::ParseConfirmRequest(soap.body_xml, *options.schemas);
+    if (!confirm.ok()) {
+      return Counted(code, ClientFault("the confirm is not valid: " + confirm.status().message()),
+                     true);
+    }
+    std::size_t messages = 0, tacks = 0;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      Insurer& ins = insurers.at(code);
+      ++ins.counters.confirms;
+      auto box = ins.mailboxes.find(confirm->origin_nihii);
+      if (box != ins.mailboxes.end()) {
+        const std::set<std::string> hashes(confirm->msg_hash_values.begin(),
+                                           confirm->msg_hash_values.end());
+        const std::set<std::string> contents(confirm->tack_contents.begin(),
+                                             confirm->tack_contents.end());
+        messages = std::erase_if(box->second.messages, [&hashes](const MailboxItem& item) {
+          return hashes.count(item.hash) != 0;
+        });
+        tacks = std::erase_if(box->second.tacks, [&contents](const codecs::TAck& t) {
+          return contents.count(t.content) != 0;
+        });
+        if (box->second.messages.empty() && box->second.tacks.empty()) {
+          ins.mailboxes.erase(box);
+        }
+      }
+      ins.counters.returns_confirmed += messages;
+      ins.counters.tacks_confirmed += tacks;
+    }
+    StatusOr<std::string> built = codecs::BuildConfirmResponse();
+    StatusOr<std::string> envelope =
+        built.ok() ? codecs::BuildSoapResponse(*built) : StatusOr<std::string>(built.status());
+    if (!envelope.ok()) {
+      return ServerFault("the insurer cannot build its confirm answer");
+    }
+    Log("insurer=" + code + " op=confirm messages=" + std::to_string(messages) +
+        " tacks=" + std::to_string(tacks));
+    return SoapResponse(200, std::move(envelope).value());
   }
 
   // Under mu.
@@ -802,7 +1613,17 @@ struct InsurerSimulator::Impl {
     return entry->response;
   }
 
+  // MediPrima and eAttest (defined below the class).
+  HttpResponse ProcessMediPrima(const std::string& code, const HttpRequest& request);
+  HttpResponse AnswerMediPrima(const std::string& code, const codecs::MediPrimaRequest& request);
+  HttpResponse ProcessEAttest(const std::string& code, const HttpRequest& request);
+  std::optional<MediPrimaDecision> TakeMediPrimaDecision(Insurer& ins,
+                                                         const std::string& operation);
+
   HttpResponse Control(const HttpRequest& request, std::string_view path);
+  Status SetEfact(const EfactControl& control);
+  Status SetMediPrima(const MediPrimaControl& control);
+  Status SetEAttest(const EAttestControl& control);
   void ResetState();
   SimulatorStats Stats() const;
 
@@ -811,14 +1632,569 @@ struct InsurerSimulator::Impl {
   void TimerLoop();
   void Dispatch(HttpRequest request, gateway::Responder respond);
   std::vector<gateway::Responder> TakeHeld();
+  void ReleaseHeld(std::uint64_t id);
 };
+
+// ---- MediPrima and eAttest
+// -----------------------------------------------------------------------
+
+namespace {
+
+constexpr char kPathCancelNumber[] =
+    "/SendTransactionRequest/kmehrmessage/folder/transaction[cgacancellation]/item"
+    "[invoicingnumber]/content/text";
+constexpr char kDefaultMediPrimaCode[] = "SIM-REFUSED";
+constexpr char kDefaultEAttestCode[] = "120";
+constexpr char kSimulatedCpasCbe[] = "0403019261";
+
+std::string_view MediPrimaShortName(codecs::MediPrimaOperation op) {
+  switch (op) {
+    case codecs::MediPrimaOperation::kSendAttestation:
+      return "send";
+    case codecs::MediPrimaOperation::kSearchAttestation:
+      return "search";
+    case codecs::MediPrimaOperation::kDeleteAttestation:
+      return "delete";
+    case codecs::MediPrimaOperation::kConsult:
+      return "consult";
+  }
+  return "";
+}
+
+codecs::MediPrimaResponseSpec MediPrimaRefusal(const std::vector<std::string>& codes,
+                                               const std::string& message) {
+  codecs::MediPrimaResponseSpec spec;
+  spec.status = std::string(codecs::kEhealthStatusRequester);
+  spec.status_message = message;
+  for (const std::string& code : codes) {
+    spec.errors.push_back(codecs::MediPrimaAnswerError{code, "", ""});
+  }
+  return spec;
+}
+
+std::string Sha256Hex(std::string_view data, std::size_t hex_digits) {
+  unsigned char md[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), md);
+  std::string hex = Hex(md, sizeof(md));
+  std::transform(hex.begin(), hex.end(), hex.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+  return hex.substr(0, hex_digits);
+}
+
+std::string IsoDate(std::chrono::year_month_day d) {
+  char out[16];
+  std::snprintf(out, sizeof(out), "%04d-%02u-%02u", static_cast<int>(d.year()),
+                static_cast<unsigned>(d.month()), static_cast<unsigned>(d.day()));
+  return out;
+}
+
+std::string AddDays(const std::string& iso, int days) {
+  const std::optional<std::chrono::year_month_day> d = ParseIsoDate(iso);
+  if (!d) {
+    return iso;
+  }
+  return IsoDate(std::chrono::year_month_day{std::chrono::sys_days{*d} + std::chrono::days{days}});
+}
+
+std::string ChildText(const xmlNode* parent, std::string_view name) {
+  return codecs::TrimmedContent(codecs::Child(parent, name));
+}
+
+// [a_start, a_end] and [b_start, b_end] overlap ("" end = open); ISO dates compare as strings.
+bool Overlaps(const std::string& a_start, const std::string& a_end, const std::string& b_start,
+              const std::string& b_end) {
+  return (a_end.empty() || b_start.empty() || b_start <= a_end) &&
+         (b_end.empty() || a_start <= b_end);
+}
+
+// What the simulator needs from an opened eAttest kmehr.
+struct KmehrFacts {
+  std::string patient;  // folder/patient/id[ID-PATIENT] (sensitive)
+  std::string author;   // request/author/hcparty/id[ID-HCPARTY]
+  std::string invoicing_number;
+};
+
+std::string IdOfType(const xmlNode* parent, std::string_view type) {
+  for (const xmlNode* id : codecs::Children(parent, "id")) {
+    if (codecs::Attr(id, "S") == type) {
+      return codecs::TrimmedContent(id);
+    }
+  }
+  return "";
+}
+
+KmehrFacts KmehrFactsOf(const xmlDoc* kmehr) {
+  KmehrFacts facts;
+  const xmlNode* root = xmlDocGetRootElement(const_cast<xmlDoc*>(kmehr));
+  facts.author =
+      IdOfType(codecs::Child(codecs::Child(codecs::Child(root, "request"), "author"), "hcparty"),
+               "ID-HCPARTY");
+  const xmlNode* folder = codecs::Child(codecs::Child(root, "kmehrmessage"), "folder");
+  facts.patient = IdOfType(codecs::Child(folder, "patient"), "ID-PATIENT");
+  for (const xmlNode* tx : codecs::Children(folder, "transaction")) {
+    for (const xmlNode* cd : codecs::Children(tx, "cd")) {
+      if (codecs::TrimmedContent(cd) != "cgacancellation") {
+        continue;
+      }
+      if (const xmlNode* item = ItemOf(tx, "invoicingnumber")) {
+        for (const xmlNode* content : codecs::Children(item, "content")) {
+          if (const xmlNode* text = codecs::Child(content, "text")) {
+            facts.invoicing_number = codecs::TrimmedContent(text);
+          }
+        }
+      }
+    }
+  }
+  return facts;
+}
+
+std::string ProblemsOf(const codecs::ValidationReport& report) {
+  std::string reason;
+  int shown = 0;
+  for (const codecs::Problem& p : report.problems) {
+    if (p.severity != codecs::Severity::kError) {
+      continue;
+    }
+    if (++shown > 5) {
+      reason += "; …";
+      break;
+    }
+    reason += "; " + p.code + " " + p.document + " " + p.path + ": " + p.message;
+  }
+  return reason;
+}
+
+}  // namespace
+
+// Under mu: the injected decision for the next MediPrima request of `operation`, if any.
+std::optional<MediPrimaDecision> InsurerSimulator::Impl::TakeMediPrimaDecision(
+    Insurer& ins, const std::string& operation) {
+  for (auto it = ins.next_mediprima.begin(); it != ins.next_mediprima.end(); ++it) {
+    if (it->operation.empty() || it->operation == operation) {
+      MediPrimaDecision d = *it;
+      ins.next_mediprima.erase(it);
+      return d;
+    }
+  }
+  if (ins.mediprima &&
+      (ins.mediprima->operation.empty() || ins.mediprima->operation == operation)) {
+    return ins.mediprima;
+  }
+  return std::nullopt;
+}
+
+HttpResponse InsurerSimulator::Impl::ProcessMediPrima(const std::string& code,
+                                                      const HttpRequest& request) {
+  if (std::optional<HttpResponse> refused = CheckHttp(code, request)) {
+    return *refused;
+  }
+  const std::optional<codecs::MediPrimaOperation> action_op =
+      codecs::MediPrimaOperationForSoapAction(ActionOf(request));
+  codecs::SoapVerifyOptions soap_options;
+  soap_options.intermediates = options.intermediates;
+  StatusOr<codecs::VerifiedSoap> soap =
+      codecs::VerifySoapRequest(request.body, options.trust, clock(), soap_options);
+  if (!soap.ok()) {
+    return Counted(code, ClientFault("WS-Security: " + soap.status().message()), true);
+  }
+  const std::optional<codecs::MediPrimaOperation> root_op =
+      codecs::MediPrimaCodec::OperationOf(xmlDocGetRootElement(soap->body.get()));
+  if (!action_op) {  // cannot happen: Process dispatched on this action
+    return Counted(code, ClientFault("unknown MediPrima SOAPAction"), true);
+  }
+  if (root_op != action_op) {
+    return Counted(
+        code,
+        ClientFault("SOAPAction names MediPrima " +
+                    std::string(codecs::MediPrimaOperationName(*action_op)) +
+                    " but the body is not a " + codecs::MediPrimaRequestElement(*action_op)),
+        true);
+  }
+  codecs::ValidationReport report;
+  StatusOr<codecs::MediPrimaRequest> decoded = mediprima->Decode(soap->body_xml, "", &report);
+  if (!decoded.ok()) {
+    return Counted(code,
+                   ClientFault("the MediPrima request is not valid (" + decoded.status().message() +
+                               ")" + ProblemsOf(report)),
+                   true);
+  }
+  return AnswerMediPrima(code, *decoded);
+}
+
+HttpResponse InsurerSimulator::Impl::AnswerMediPrima(const std::string& code,
+                                                     const codecs::MediPrimaRequest& request) {
+  using codecs::MediPrimaOperation;
+  const std::string op(MediPrimaShortName(request.operation));
+  const bool stored = (request.operation == MediPrimaOperation::kSendAttestation ||
+                       request.operation == MediPrimaOperation::kDeleteAttestation) &&
+                      !request.request_id.empty();
+  const std::string patient = KeyOf("ssin:" + request.patient);
+  const xmlNode* root = xmlDocGetRootElement(request.document.get());
+  std::shared_ptr<StoredAnswer> entry;
+  codecs::MediPrimaResponseSpec spec;
+  std::function<void()> undo;
+  std::string outcome;
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    Insurer& ins = insurers.at(code);
+    switch (request.operation) {
+      case MediPrimaOperation::kSendAttestation:
+        ++ins.counters.mediprima_sends;
+        break;
+      case MediPrimaOperation::kSearchAttestation:
+        ++ins.counters.mediprima_searches;
+        break;
+      case MediPrimaOperation::kDeleteAttestation:
+        ++ins.counters.mediprima_deletes;
+        break;
+      case MediPrimaOperation::kConsult:
+        ++ins.counters.mediprima_consults;
+        break;
+    }
+    if (stored) {
+      auto found = ins.mediprima_answers.find(request.request_id);
+      if (found != ins.mediprima_answers.end()) {
+        std::shared_ptr<StoredAnswer> answer = found->second;
+        answer_ready.wait(lock, [&answer] { return answer->ready; });
+        ++ins.counters.mediprima_duplicates;
+        Log("insurer=" + code + " op=mediprima-" + op + " id=" + request.request_id.substr(0, 64) +
+            " duplicate");
+        return answer->response;
+      }
+      entry = std::make_shared<StoredAnswer>();
+      ins.mediprima_answers[request.request_id] = entry;
+    }
+
+    const std::optional<MediPrimaDecision> injected = TakeMediPrimaDecision(ins, op);
+    if (injected && injected->refused) {
+      spec =
+          MediPrimaRefusal(injected->codes.empty() ? std::vector<std::string>{kDefaultMediPrimaCode}
+                                                   : injected->codes,
+                           "refused (simulated)");
+      outcome = "refused (injected)";
+    } else {
+      switch (request.operation) {
+        case MediPrimaOperation::kSendAttestation: {
+          // Deterministic: the same @Id always gets the same number.
+          const std::string number =
+              request.request_id.empty()
+                  ? "UMA-" + code + "-N" + std::to_string(ins.next_uma)
+                  : "UMA-" + code + "-" + Sha256Hex(code + "/" + request.request_id, 16);
+          const xmlNode* validity = codecs::Child(root, "ValidityPeriod");
+          UmaAttestation a;
+          a.patient_key = patient;
+          a.author_nihii = request.author_nihii;
+          a.start_date = ChildText(validity, "StartDate");
+          a.end_date = ChildText(validity, "EndDate");
+          a.cover = ChildText(root, "MedicalCover");
+          a.sequence = ins.next_uma++;
+          ins.uma[number] = a;
+          undo = [&ins, number] {
+            ins.uma.erase(number);
+          };
+          spec.attestation_number = number;
+          outcome = "accepted number=" + number;
+          break;
+        }
+        case MediPrimaOperation::kSearchAttestation: {
+          const xmlNode* criteria = codecs::Child(root, "Criteria");
+          const xmlNode* period = codecs::Child(criteria, "Period");
+          const std::string start = ChildText(period, "StartDate");
+          const std::string end = ChildText(period, "EndDate");
+          const std::string cover = ChildText(criteria, "MedicalCover");
+          std::vector<std::pair<std::uint64_t, codecs::MediPrimaAttestationSpec>> found;
+          for (const auto& [number, a] : ins.uma) {
+            if (a.patient_key != patient) {
+              continue;
+            }
+            if (!request.attestation_number.empty()
+                    ? number != request.attestation_number
+                    : (!Overlaps(a.start_date, a.end_date, start, end) ||
+                       (!cover.empty() && a.cover != cover))) {
+              continue;
+            }
+            found.emplace_back(a.sequence,
+                               codecs::MediPrimaAttestationSpec{number, a.start_date, a.end_date,
+                                                                a.cover, a.author_nihii});
+          }
+          std::sort(found.begin(), found.end(),
+                    [](const auto& x, const auto& y) { return x.first < y.first; });
+          for (auto& [seq, a] : found) {
+            spec.attestations.push_back(std::move(a));
+          }
+          outcome = "found=" + std::to_string(spec.attestations.size());
+          break;
+        }
+        case MediPrimaOperation::kDeleteAttestation: {
+          auto it = ins.uma.find(request.attestation_number);
+          if (it == ins.uma.end() || it->second.patient_key != patient) {
+            spec = MediPrimaRefusal({"UMA-ATTESTATION-UNKNOWN"},
+                                    "no such attestation for this beneficiary");
+            outcome = "refused unknown";
+          } else if (it->second.author_nihii != request.author_nihii) {
+            spec = MediPrimaRefusal({"UMA-AUTHOR-MISMATCH"},
+                                    "the attestation was sent by another physician");
+            outcome = "refused author";
+          } else {
+            const std::string number = it->first;
+            const UmaAttestation removed = it->second;
+            ins.uma.erase(it);
+            undo = [&ins, number, removed] {
+              ins.uma.emplace(number, removed);
+            };
+            outcome = "accepted";
+          }
+          break;
+        }
+        case MediPrimaOperation::kConsult: {
+          const UmaAttestation* latest = nullptr;
+          std::string latest_number;
+          for (const auto& [number, a] : ins.uma) {
+            if (a.patient_key == patient && (latest == nullptr || a.sequence > latest->sequence)) {
+              latest = &a;
+              latest_number = number;
+            }
+          }
+          if (latest == nullptr && carmed_pool.count(patient) == 0) {
+            spec = MediPrimaRefusal({"CARMED-NOT-FOUND"}, "no medical card for this beneficiary");
+            outcome = "refused unknown";
+            break;
+          }
+          const xmlNode* by_ssin =
+              codecs::Child(codecs::Child(root, "SelectionCriteria"), "BySsin");
+          const xmlNode* period = codecs::Child(by_ssin, "Period");
+          std::string start = ChildText(by_ssin, "ReferenceDate");
+          std::string end;
+          if (start.empty()) {
+            start = ChildText(period, "StartDate");
+            end = ChildText(period, "EndDate");
+          }
+          if (end.empty()) {
+            end = AddDays(start, 364);
+          }
+          codecs::MediPrimaCarmedSpec card;
+          card.carmed_number = "CARMED-" + code + "-" + patient.substr(0, 10);
+          card.start_date = start;
+          card.end_date = end;
+          card.cpas_cbe = kSimulatedCpasCbe;
+          card.agreement_number = "AGR-" + code + "-" + patient.substr(10, 8);
+          card.attestation_number = latest_number;
+          spec.carmeds.push_back(std::move(card));
+          outcome = "found=1";
+          break;
+        }
+      }
+    }
+  }
+
+  StatusOr<std::string> built = codecs::BuildMediPrimaResponse(request, spec, clock());
+  StatusOr<std::string> envelope =
+      built.ok() ? codecs::BuildSoapResponse(*built) : StatusOr<std::string>(built.status());
+  std::lock_guard<std::mutex> lock(mu);
+  Insurer& ins = insurers.at(code);
+  HttpResponse response;
+  if (!envelope.ok()) {
+    if (undo) {
+      undo();
+    }
+    response = ServerFault("the MediPrima service cannot build its answer");
+    Log("insurer=" + code + " op=mediprima-" + op +
+        " internal error: " + envelope.status().ToString());
+  } else {
+    response = SoapResponse(200, std::move(envelope).value());
+    if (spec.status != codecs::kEhealthStatusSuccess) {
+      ++ins.counters.mediprima_refused;
+    }
+    std::string codes;
+    for (const codecs::MediPrimaAnswerError& e : spec.errors) {
+      codes += (codes.empty() ? "" : ",") + e.code;
+    }
+    Log("insurer=" + code + " op=mediprima-" + op + " id=" + request.request_id.substr(0, 64) +
+        " outcome=" + outcome + (codes.empty() ? "" : " codes=" + codes));
+  }
+  if (entry) {
+    entry->response = response;
+    entry->ready = true;
+    if (!envelope.ok()) {
+      auto mine = ins.mediprima_answers.find(request.request_id);
+      if (mine != ins.mediprima_answers.end() && mine->second == entry) {
+        ins.mediprima_answers.erase(mine);
+      }
+    }
+    answer_ready.notify_all();
+  }
+  return response;
+}
+
+HttpResponse InsurerSimulator::Impl::ProcessEAttest(const std::string& code,
+                                                    const HttpRequest& request) {
+  using codecs::EAttestOperation;
+  if (std::optional<HttpResponse> refused = CheckHttp(code, request)) {
+    return *refused;
+  }
+  const EAttestOperation action_op =
+      ActionOf(request) == codecs::EAttestSoapAction(EAttestOperation::kSend)
+          ? EAttestOperation::kSend
+          : EAttestOperation::kCancel;
+  codecs::SoapVerifyOptions soap_options;
+  soap_options.intermediates = options.intermediates;
+  StatusOr<codecs::VerifiedSoap> soap =
+      codecs::VerifySoapRequest(request.body, options.trust, clock(), soap_options);
+  if (!soap.ok()) {
+    return Counted(code, ClientFault("WS-Security: " + soap.status().message()), true);
+  }
+  const std::optional<EAttestOperation> root_op =
+      codecs::EAttestCodec::OperationOf(xmlDocGetRootElement(soap->body.get()));
+  if (root_op != action_op) {
+    return Counted(code,
+                   ClientFault("SOAPAction names eAttest " +
+                               std::string(codecs::EAttestOperationName(action_op)) +
+                               " but the body is not a " +
+                               std::string(codecs::EAttestOperationName(action_op)) +
+                               "Request of " + std::string(codecs::kEAttestNamespace)),
+                   true);
+  }
+  StatusOr<codecs::OpenedAttestation> opened = codecs::OpenAtInsurer(
+      soap->body_xml, *options.schemas, *options.signer, options.trust, clock());
+  if (!opened.ok()) {
+    return Counted(code, ClientFault("eAttest: " + opened.status().message().substr(0, 400)), true);
+  }
+  const KmehrFacts facts = KmehrFactsOf(opened->kmehr.get());
+  const std::string patient = KeyOf("ssin:" + facts.patient);
+  const std::string op = action_op == EAttestOperation::kSend ? "send" : "cancel";
+  auto error = [this](const std::string& code_value, const char* fallback_path) {
+    codecs::EAttestAnswerError e;
+    e.code = code_value;
+    auto it = options.eattest_errors.find(code_value);
+    if (it != options.eattest_errors.end()) {
+      e.url = it->second.path;
+      e.description = it->second.description;
+    } else {
+      e.url = fallback_path;
+    }
+    return e;
+  };
+
+  std::shared_ptr<StoredAnswer> entry;
+  codecs::EAttestResponseSpec spec;
+  spec.insurer_code = code;
+  std::function<void()> undo;
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    Insurer& ins = insurers.at(code);
+    ++(action_op == EAttestOperation::kSend ? ins.counters.eattest_sends
+                                            : ins.counters.eattest_cancels);
+    const std::uint64_t attempt =
+        opened->attempt_nbr > 0 ? static_cast<std::uint64_t>(opened->attempt_nbr) : 0;
+    ins.counters.eattest_last_attempt = attempt;
+    ins.eattest_attempts[opened->envelope_id] = attempt;
+    const std::string answer_key = op + "/" + opened->envelope_id;
+    auto found = ins.eattest_answers.find(answer_key);
+    if (found != ins.eattest_answers.end()) {
+      std::shared_ptr<StoredAnswer> answer = found->second;
+      answer_ready.wait(lock, [&answer] { return answer->ready; });
+      ++ins.counters.eattest_duplicates;
+      Log("insurer=" + code + " op=eattest-" + op + " id=" + opened->envelope_id.substr(0, 64) +
+          " attempt=" + std::to_string(attempt) + " duplicate");
+      return answer->response;
+    }
+    entry = std::make_shared<StoredAnswer>();
+    ins.eattest_answers[answer_key] = entry;
+    if (action_op == EAttestOperation::kSend) {
+      EAttestDecision decision = ins.eattest;
+      if (!ins.next_eattest.empty()) {
+        decision = ins.next_eattest.front();
+        ins.next_eattest.pop_front();
+      }
+      if (decision.refused) {
+        spec.accepted = false;
+        for (const std::string& c : decision.codes.empty()
+                                        ? std::vector<std::string>{kDefaultEAttestCode}
+                                        : decision.codes) {
+          spec.errors.push_back(error(c, ""));
+        }
+      } else {
+        const std::string number = code + "." + std::to_string(ins.next_invoicing++);
+        ins.attestations[number] = EAttestation{patient, facts.author, false};
+        undo = [&ins, number] {
+          ins.attestations.erase(number);
+        };
+        spec.invoicing_number = number;
+      }
+    } else {
+      auto it = ins.attestations.find(facts.invoicing_number);
+      if (it == ins.attestations.end() || it->second.patient_key != patient) {
+        spec.accepted = false;
+        spec.errors.push_back(error("244", kPathCancelNumber));
+      } else if (it->second.cancelled) {
+        spec.accepted = false;
+        spec.errors.push_back(error("240", kPathCancelNumber));
+      } else if (it->second.author_nihii != facts.author) {
+        spec.accepted = false;
+        spec.errors.push_back(error("245", kPathCancelNumber));
+      } else {
+        it->second.cancelled = true;
+        undo = [&ins, number = it->first] {
+          auto again = ins.attestations.find(number);
+          if (again != ins.attestations.end()) {
+            again->second.cancelled = false;
+          }
+        };
+      }
+    }
+  }
+
+  StatusOr<std::string> built =
+      codecs::BuildAttestationResponse(*opened, spec, *options.signer, *options.schemas, clock());
+  StatusOr<std::string> envelope =
+      built.ok() ? codecs::BuildSoapResponse(*built) : StatusOr<std::string>(built.status());
+  std::lock_guard<std::mutex> lock(mu);
+  Insurer& ins = insurers.at(code);
+  if (!envelope.ok()) {
+    if (undo) {
+      undo();
+    }
+    entry->response = ServerFault("the insurer cannot seal its eAttest answer");
+    entry->ready = true;
+    auto mine = ins.eattest_answers.find(op + "/" + opened->envelope_id);
+    if (mine != ins.eattest_answers.end() && mine->second == entry) {
+      ins.eattest_answers.erase(mine);
+    }
+    answer_ready.notify_all();
+    Log("insurer=" + code + " op=eattest-" + op +
+        " internal error: " + envelope.status().ToString());
+    return entry->response;
+  }
+  entry->response = SoapResponse(200, std::move(envelope).value());
+  entry->ready = true;
+  ++(spec.accepted ? ins.counters.eattest_accepted : ins.counters.eattest_refused);
+  answer_ready.notify_all();
+  std::string codes;
+  for (const codecs::EAttestAnswerError& e : spec.errors) {
+    codes += (codes.empty() ? "" : ",") + e.code;
+  }
+  Log("insurer=" + code + " op=eattest-" + op + " id=" + opened->envelope_id.substr(0, 64) +
+      " attempt=" + std::to_string(opened->attempt_nbr) +
+      " outcome=" + (spec.accepted ? "accepted" : "refused") + " codes=" + codes);
+  return entry->response;
+}
 
 SimulatorStats InsurerSimulator::Impl::Stats() const {
   std::lock_guard<std::mutex> lock(mu);
   SimulatorStats stats;
   for (const std::string& code : order) {
-    const SimulatorCounters& c = insurers.at(code).counters;
+    const Insurer& ins = insurers.at(code);
+    SimulatorCounters c = ins.counters;
+    c.mailbox_depth = 0;
+    for (const auto& [origin, box] : ins.mailboxes) {
+      c.mailbox_depth += box.messages.size();
+      if (!box.messages.empty() || !box.tacks.empty()) {
+        stats.mailboxes.push_back(
+            MailboxDepth{code, origin, box.messages.size(), box.tacks.size()});
+      }
+    }
     stats.by_insurer.emplace_back(code, c);
+    stats.eattest_attempts[code] = ins.eattest_attempts;
     Add(&stats.total, c);
   }
   return stats;
@@ -831,10 +2207,20 @@ void InsurerSimulator::Impl::ResetState() {
     ins.answers.clear();
     ins.enrolments.clear();
     ins.active.clear();
+    ins.post_answers.clear();
+    ins.mailboxes.clear();
+    ins.uma.clear();
+    ins.mediprima_answers.clear();
+    ins.next_uma = 1;
+    ins.attestations.clear();
+    ins.eattest_answers.clear();
+    ins.eattest_attempts.clear();
+    ins.next_invoicing = 1;
     ins.counters = SimulatorCounters();
-    ins.plan = options.faults;
+    ApplyStartup(ins);
     ins.next_reference = 1;
     ins.next_output = 1;
+    ins.next_post = 1;
   }
 }
 
@@ -849,6 +2235,17 @@ HttpResponse InsurerSimulator::Impl::Control(const HttpRequest& request, std::st
     nlohmann::ordered_json by = nlohmann::ordered_json::object();
     for (const auto& [code, c] : stats.by_insurer) {
       by[code] = CountersJson(c);
+      by[code]["mailboxes"] = nlohmann::ordered_json::object();
+    }
+    for (const MailboxDepth& m : stats.mailboxes) {
+      by[m.insurer]["mailboxes"][m.origin] = {{"messages", m.messages}, {"tacks", m.tacks}};
+    }
+    for (const auto& [code, attempts] : stats.eattest_attempts) {
+      nlohmann::ordered_json a = nlohmann::ordered_json::object();
+      for (const auto& [id, n] : attempts) {
+        a[id] = n;
+      }
+      by[code]["eattest"]["attempts"] = a;
     }
     j["by_insurer"] = by;
     {
@@ -862,7 +2259,15 @@ HttpResponse InsurerSimulator::Impl::Control(const HttpRequest& request, std::st
       nlohmann::ordered_json j = nlohmann::ordered_json::object();
       std::lock_guard<std::mutex> lock(mu);
       for (const std::string& code : order) {
-        j[code] = nlohmann::ordered_json::parse(FaultPlanJson(insurers.at(code).plan, now));
+        const Insurer& ins = insurers.at(code);
+        j[code] = nlohmann::ordered_json::parse(FaultPlanJson(ins.plan, now));
+        if (!ins.op_plans.empty()) {
+          nlohmann::ordered_json scoped = nlohmann::ordered_json::object();
+          for (const auto& [operation, plan] : ins.op_plans) {
+            scoped[operation] = nlohmann::ordered_json::parse(FaultPlanJson(plan, now));
+          }
+          j[code]["by_operation"] = scoped;
+        }
       }
       return JsonResponse(200, j);
     }
@@ -880,12 +2285,124 @@ HttpResponse InsurerSimulator::Impl::Control(const HttpRequest& request, std::st
     }
     for (auto& [code, ins] : insurers) {
       if (scope.empty() || scope == code) {
-        ins.plan = *plan;
+        SetPlan(ins, *plan);
       }
     }
     nlohmann::ordered_json j;
     j["insurer"] = scope.empty() ? nlohmann::ordered_json("*") : nlohmann::ordered_json(scope);
     j["plan"] = nlohmann::ordered_json::parse(FaultPlanJson(*plan, now));
+    return JsonResponse(200, j);
+  }
+  if (path == "/control/efact") {
+    if (request.method == "GET") {
+      nlohmann::ordered_json j = nlohmann::ordered_json::object();
+      std::lock_guard<std::mutex> lock(mu);
+      for (const std::string& code : order) {
+        const Insurer& ins = insurers.at(code);
+        nlohmann::ordered_json e = EfactDecisionJson(ins.efact);
+        nlohmann::ordered_json next = nlohmann::ordered_json::array();
+        for (const EfactDecision& d : ins.next_efact) {
+          next.push_back(EfactDecisionJson(d));
+        }
+        e["next"] = next;
+        e["return_delay_ms"] = ins.return_delay.count();
+        e["mailbox_tacks"] = ins.mailbox_tacks;
+        j[code] = e;
+      }
+      return JsonResponse(200, j);
+    }
+    if (request.method != "POST") {
+      return TextResponse(405, "GET or POST\n");
+    }
+    StatusOr<EfactControl> control = ParseEfactControl(request.body);
+    if (!control.ok()) {
+      return JsonResponse(400, {{"error", control.status().message()}});
+    }
+    if (Status set = SetEfact(*control); !set.ok()) {
+      return JsonResponse(400, {{"error", set.message()}});
+    }
+    nlohmann::ordered_json j;
+    j["insurer"] = control->insurer.empty() ? nlohmann::ordered_json("*")
+                                            : nlohmann::ordered_json(control->insurer);
+    if (control->decision) {
+      j["decision"] = EfactDecisionJson(*control->decision);
+      j["next"] = control->next;
+    }
+    return JsonResponse(200, j);
+  }
+  if (path == "/control/mediprima" || path == "/control/eattest") {
+    const bool mp = path == "/control/mediprima";
+    if (request.method == "GET") {
+      nlohmann::ordered_json j = nlohmann::ordered_json::object();
+      std::lock_guard<std::mutex> lock(mu);
+      for (const std::string& code : order) {
+        const Insurer& ins = insurers.at(code);
+        nlohmann::ordered_json e;
+        nlohmann::ordered_json next = nlohmann::ordered_json::array();
+        if (mp) {
+          auto json_of = [](const MediPrimaDecision& d) {
+            nlohmann::ordered_json x;
+            x["decision"] = d.refused ? "refused" : "accepted";
+            x["codes"] = d.codes;
+            x["operation"] = d.operation.empty() ? "*" : d.operation;
+            return x;
+          };
+          e["default"] = ins.mediprima ? json_of(*ins.mediprima) : nlohmann::ordered_json(nullptr);
+          for (const MediPrimaDecision& d : ins.next_mediprima) {
+            next.push_back(json_of(d));
+          }
+          e["attestations"] = ins.uma.size();
+        } else {
+          auto json_of = [](const EAttestDecision& d) {
+            nlohmann::ordered_json x;
+            x["decision"] = d.refused ? "refused" : "accepted";
+            x["codes"] = d.codes;
+            return x;
+          };
+          e["default"] = json_of(ins.eattest);
+          for (const EAttestDecision& d : ins.next_eattest) {
+            next.push_back(json_of(d));
+          }
+          e["attestations"] = ins.attestations.size();
+        }
+        e["next"] = next;
+        j[code] = e;
+      }
+      return JsonResponse(200, j);
+    }
+    if (request.method != "POST") {
+      return TextResponse(405, "GET or POST\n");
+    }
+    std::string insurer;
+    std::uint64_t next = 0;
+    bool has_decision = false;
+    Status set = Status::Ok();
+    if (mp) {
+      StatusOr<MediPrimaControl> control = ParseMediPrimaControl(request.body);
+      if (!control.ok()) {
+        return JsonResponse(400, {{"error", control.status().message()}});
+      }
+      set = SetMediPrima(*control);
+      insurer = control->insurer;
+      next = control->next;
+      has_decision = control->decision.has_value();
+    } else {
+      StatusOr<EAttestControl> control = ParseEAttestControl(request.body, &options.eattest_errors);
+      if (!control.ok()) {
+        return JsonResponse(400, {{"error", control.status().message()}});
+      }
+      set = SetEAttest(*control);
+      insurer = control->insurer;
+      next = control->next;
+      has_decision = control->decision.has_value();
+    }
+    if (!set.ok()) {
+      return JsonResponse(400, {{"error", set.message()}});
+    }
+    nlohmann::ordered_json j;
+    j["insurer"] = insurer.empty() ? nlohmann::ordered_json("*") : nlohmann::ordered_json(insurer);
+    j["decision_set"] = has_decision;
+    j["next"] = next;
     return JsonResponse(200, j);
   }
   if (path == "/control/reset") {
@@ -903,11 +2420,106 @@ HttpResponse InsurerSimulator::Impl::Control(const HttpRequest& request, std::st
   return TextResponse(404, "no such control endpoint\n");
 }
 
+Status InsurerSimulator::Impl::SetEfact(const EfactControl& control) {
+  std::lock_guard<std::mutex> lock(mu);
+  if (!control.insurer.empty() && insurers.find(control.insurer) == insurers.end()) {
+    return Status::Invalid("unknown insurer '" + control.insurer.substr(0, 8) + "'");
+  }
+  for (auto& [code, ins] : insurers) {
+    if (!control.insurer.empty() && control.insurer != code) {
+      continue;
+    }
+    if (control.decision) {
+      if (control.next == 0) {
+        ins.efact = *control.decision;
+        ins.next_efact.clear();
+      } else {
+        for (std::uint64_t i = 0; i < control.next; ++i) {
+          ins.next_efact.push_back(*control.decision);
+        }
+      }
+    }
+    if (control.return_delay) {
+      ins.return_delay = *control.return_delay;
+    }
+    if (control.mailbox_tacks) {
+      ins.mailbox_tacks = *control.mailbox_tacks;
+    }
+  }
+  return Status::Ok();
+}
+
+Status InsurerSimulator::Impl::SetMediPrima(const MediPrimaControl& control) {
+  std::lock_guard<std::mutex> lock(mu);
+  if (!control.insurer.empty() && insurers.find(control.insurer) == insurers.end()) {
+    return Status::Invalid("unknown insurer '" + control.insurer.substr(0, 8) + "'");
+  }
+  for (auto& [code, ins] : insurers) {
+    if ((!control.insurer.empty() && control.insurer != code) || !control.decision) {
+      continue;
+    }
+    if (control.next == 0) {
+      if (control.decision->refused) {
+        ins.mediprima = *control.decision;
+      } else {
+        ins.mediprima.reset();
+      }
+      ins.next_mediprima.clear();
+    } else {
+      for (std::uint64_t i = 0; i < control.next; ++i) {
+        ins.next_mediprima.push_back(*control.decision);
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+Status InsurerSimulator::Impl::SetEAttest(const EAttestControl& control) {
+  std::lock_guard<std::mutex> lock(mu);
+  if (!control.insurer.empty() && insurers.find(control.insurer) == insurers.end()) {
+    return Status::Invalid("unknown insurer '" + control.insurer.substr(0, 8) + "'");
+  }
+  for (auto& [code, ins] : insurers) {
+    if ((!control.insurer.empty() && control.insurer != code) || !control.decision) {
+      continue;
+    }
+    if (control.next == 0) {
+      ins.eattest = *control.decision;
+      ins.next_eattest.clear();
+    } else {
+      for (std::uint64_t i = 0; i < control.next; ++i) {
+        ins.next_eattest.push_back(*control.decision);
+      }
+    }
+  }
+  return Status::Ok();
+}
+
 std::vector<gateway::Responder> InsurerSimulator::Impl::TakeHeld() {
   std::lock_guard<std::mutex> lock(async_mu);
   std::vector<gateway::Responder> out;
-  out.swap(held);
+  for (auto& [id, respond] : held) {
+    out.push_back(std::move(respond));
+  }
+  held.clear();
   return out;
+}
+
+// Closes one held request when its hold expires (unless Reset or Shutdown did already).
+void InsurerSimulator::Impl::ReleaseHeld(std::uint64_t id) {
+  gateway::Responder respond;
+  {
+    std::lock_guard<std::mutex> lock(async_mu);
+    auto it = held.find(id);
+    if (it == held.end()) {
+      return;
+    }
+    respond = std::move(it->second);
+    held.erase(it);
+  }
+  HttpResponse close;
+  close.close_without_response = true;
+  respond(std::move(close));
 }
 
 void InsurerSimulator::Impl::Dispatch(HttpRequest request, gateway::Responder respond) {
@@ -919,7 +2531,11 @@ void InsurerSimulator::Impl::Dispatch(HttpRequest request, gateway::Responder re
         std::unique_lock<std::mutex> job_lock(async_mu);
         if (reply.hold) {
           if (!stopping) {
-            held.push_back(std::move(respond));
+            const std::uint64_t id = next_held++;
+            held.emplace(id, std::move(respond));
+            timers.emplace(std::chrono::steady_clock::now() + options.timeout_hold,
+                           [this, id] { ReleaseHeld(id); });
+            timers_cv.notify_one();
             return;
           }
           job_lock.unlock();
@@ -1012,7 +2628,21 @@ StatusOr<std::unique_ptr<InsurerSimulator>> InsurerSimulator::Create(Options opt
     impl->order.push_back(code);
     Impl::Insurer& ins = impl->insurers[code];
     ins.code = code;
-    ins.plan = options.faults;
+  }
+  if (!IsFaultOperation(options.faults.operation)) {
+    return Status::Invalid("unknown fault operation '" + options.faults.operation.substr(0, 16) +
+                           "'");
+  }
+  if (options.timeout_hold.count() <= 0) {
+    return Status::Invalid("the timeout hold must be positive");
+  }
+  {
+    nlohmann::json efact = {
+        {"decision", std::string(codecs::EfactReturnMessageType(options.efact.kind))},
+        {"codes", options.efact.codes}};
+    if (StatusOr<EfactControl> checked = ParseEfactControl(efact.dump()); !checked.ok()) {
+      return Status::Invalid("eFact decision: " + checked.status().message());
+    }
   }
   unsigned char key[32];
   if (RAND_bytes(key, sizeof(key)) != 1) {
@@ -1025,8 +2655,17 @@ StatusOr<std::unique_ptr<InsurerSimulator>> InsurerSimulator::Create(Options opt
   }
   impl->rng.seed(seed);
   impl->codec = std::make_unique<codecs::MhmCodec>(*options.schemas, *options.clock);
+  impl->genasync = std::make_unique<codecs::GenAsyncCodec>(*options.schemas);
+  impl->mediprima = std::make_unique<codecs::MediPrimaCodec>(*options.schemas, *options.clock);
+  for (const std::string& ssin : options.mediprima_beneficiaries) {
+    impl->carmed_pool.insert(impl->KeyOf("ssin:" + ssin));
+  }
+  options.mediprima_beneficiaries.clear();  // only the hashes are kept
   const unsigned workers = std::max(1U, options.workers);
   impl->options = std::move(options);
+  for (auto& [code, ins] : impl->insurers) {
+    impl->ApplyStartup(ins);
+  }
   Impl* raw = impl.get();
   for (unsigned i = 0; i < workers; ++i) {
     impl->threads.emplace_back([raw] { raw->WorkerLoop(); });
@@ -1090,16 +2729,31 @@ std::string InsurerSimulator::StatsJson() const {
 }
 
 Status InsurerSimulator::SetFaultPlan(const std::string& insurer, const FaultPlan& plan) {
+  if (!IsFaultOperation(plan.operation)) {
+    return Status::Invalid("unknown fault operation '" + plan.operation.substr(0, 16) + "'");
+  }
   std::lock_guard<std::mutex> lock(impl_->mu);
   if (!insurer.empty() && impl_->insurers.find(insurer) == impl_->insurers.end()) {
     return Status::Invalid("unknown insurer '" + insurer.substr(0, 8) + "'");
   }
   for (auto& [code, ins] : impl_->insurers) {
     if (insurer.empty() || insurer == code) {
-      ins.plan = plan;
+      Impl::SetPlan(ins, plan);
     }
   }
   return Status::Ok();
+}
+
+Status InsurerSimulator::SetEfact(const EfactControl& control) {
+  return impl_->SetEfact(control);
+}
+
+Status InsurerSimulator::SetMediPrima(const MediPrimaControl& control) {
+  return impl_->SetMediPrima(control);
+}
+
+Status InsurerSimulator::SetEAttest(const EAttestControl& control) {
+  return impl_->SetEAttest(control);
 }
 
 std::size_t InsurerSimulator::HeldRequests() const {

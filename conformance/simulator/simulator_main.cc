@@ -23,6 +23,7 @@
 
 #include "conformance/simulator/insurer_simulator.h"
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 namespace {
 
@@ -34,8 +35,10 @@ int Fail(const std::string& what, const psl::Status& status) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"Passerelle insurer simulator: the insurers' side of the MHM flow over HTTPS",
-               "insurer_simulator"};
+  CLI::App app{
+      "Passerelle insurer simulator: the insurers' side of MHM, eFact genasync, MediPrima and "
+      "eAttest over HTTPS",
+      "insurer_simulator"};
   std::string listen = "127.0.0.1";
   int port = 0;
   std::string port_file, cert, key, client_ca, sign_key, sign_cert, sign_chain, trust,
@@ -51,6 +54,13 @@ int main(int argc, char** argv) {
   std::uint64_t fail_next = 0, reset_next = 0, timeout_next = 0, throttle_next = 0;
   std::optional<int> outage_start;
   int outage_duration = 0;
+  std::string fault_operation, efact_decision = "accepted";
+  std::vector<std::string> efact_codes;
+  int return_delay_ms = 0;
+  int timeout_hold_ms = 60'000;
+  bool mailbox_tacks = false;
+  std::vector<std::string> mediprima_beneficiaries;
+  std::string eattest_errors;
 
   app.add_option("--listen", listen, "address to listen on (loopback)")->capture_default_str();
   app.add_option("--port", port, "port, 0 = any free one")->capture_default_str();
@@ -93,9 +103,46 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 1.0));
   app.add_option("--outage-start", outage_start, "outage starts this many seconds after start");
   app.add_option("--outage-duration", outage_duration, "outage length in seconds (503)");
+  app.add_option("--fault-operation", fault_operation,
+                 "apply the fault flags above to one operation only: mhm, post, get, confirm, "
+                 "mediprima, eattest")
+      ->check(CLI::IsMember({"mhm", "post", "get", "confirm", "mediprima", "eattest"}));
+  app.add_option("--timeout-hold-ms", timeout_hold_ms,
+                 "a request held by the timeout fault is closed after this long")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 86'400'000));
+  app.add_option("--return-delay-ms", return_delay_ms,
+                 "an eFact return becomes visible to get this long after its post")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 86'400'000));
+  app.add_option("--efact-decision", efact_decision,
+                 "return for accepted eFact posts: accepted (931000), refused (920999), "
+                 "refused-blocking (920099), accepted-with-errors (920098)")
+      ->capture_default_str();
+  app.add_option("--efact-code", efact_codes,
+                 "6-digit error code of the return's error records, repeatable");
+  app.add_flag("--mailbox-tacks", mailbox_tacks,
+               "also put each accepted post's TAck in the mailbox (TAckResponse of get)");
+  app.add_option("--mediprima-beneficiary", mediprima_beneficiaries,
+                 "SSIN holding a medical card for MediPrima consult, repeatable (kept hashed)");
+  app.add_option("--eattest-errors", eattest_errors,
+                 "errors/eAttestErrors.json (default: <schemas>/../errors/eAttestErrors.json "
+                 "when present)");
   CLI11_PARSE(app, argc, argv);
   if (insurers.empty()) {
     insurers = {"100", "200", "300", "400", "500", "600", "900"};
+  }
+  psl::simulator::EfactDecision efact;
+  {
+    nlohmann::json control = {{"decision", efact_decision}};
+    if (!efact_codes.empty()) {
+      control["codes"] = efact_codes;
+    }
+    auto parsed = psl::simulator::ParseEfactControl(control.dump());
+    if (!parsed.ok()) {
+      return Fail("--efact-decision/--efact-code", parsed.status());
+    }
+    efact = *parsed->decision;
   }
   if (outage_start && outage_duration <= 0) {
     std::cerr << "insurer_simulator: --outage-start needs --outage-duration > 0" << std::endl;
@@ -119,6 +166,25 @@ int main(int argc, char** argv) {
                                                         : std::filesystem::path(schemas));
   if (!registry.ok()) {
     return Fail("schemas", registry.status());
+  }
+  psl::simulator::EAttestErrorTable eattest_table;
+  {
+    std::filesystem::path schema_root = schemas.empty() ? psl::codecs::SchemaRegistry::DefaultRoot()
+                                                        : std::filesystem::path(schemas);
+    if (schema_root.filename().empty()) {
+      schema_root = schema_root.parent_path();  // "dir/schemas/"
+    }
+    const std::filesystem::path table_file =
+        !eattest_errors.empty() ? std::filesystem::path(eattest_errors)
+                                : schema_root.parent_path() / "errors" / "eAttestErrors.json";
+    std::error_code ec;
+    if (!eattest_errors.empty() || std::filesystem::exists(table_file, ec)) {
+      auto table = psl::simulator::LoadEAttestErrorTable(table_file);
+      if (!table.ok()) {
+        return Fail("--eattest-errors", table.status());
+      }
+      eattest_table = std::move(table).value();
+    }
   }
   const std::filesystem::path chain_path(sign_chain);
   auto signer = psl::certs::LoadPemIdentity(sign_key, sign_cert,
@@ -161,6 +227,13 @@ int main(int argc, char** argv) {
   options.faults.reset_rate = reset_rate;
   options.faults.timeout_next = timeout_next;
   options.faults.timeout_rate = timeout_rate;
+  options.faults.operation = fault_operation;
+  options.timeout_hold = std::chrono::milliseconds(timeout_hold_ms);
+  options.return_delay = std::chrono::milliseconds(return_delay_ms);
+  options.mailbox_tacks = mailbox_tacks;
+  options.efact = efact;
+  options.mediprima_beneficiaries = mediprima_beneficiaries;
+  options.eattest_errors = std::move(eattest_table);
   if (outage_start) {
     options.faults.outage = psl::simulator::OutageWindow{
         clock.Now() + std::chrono::seconds(*outage_start), std::chrono::seconds(outage_duration)};
