@@ -14,6 +14,9 @@
 
 #include "base/random.h"
 #include "base/status_http.h"
+#include "codecs/eattest.h"
+#include "codecs/genasync.h"
+#include "codecs/mediprima.h"
 #include "codecs/mhm_codec.h"
 #include "codecs/mhm_rules.h"
 #include "codecs/soap.h"
@@ -333,8 +336,7 @@ const char* KindName(DocumentKind kind) {
   return "unknown";
 }
 
-// The flow a root element belongs to (DESIGN.md "Flows"). Claims and AMU documents are only
-// recognised to name their endpoint, so their local names suffice.
+// The flow a root element belongs to (DESIGN.md "Flows"); CodecFor picks its decoder.
 DocumentKind DetectDocument(const xmlNode* root) {
   if (root == nullptr) {
     return DocumentKind::kUnknown;
@@ -345,23 +347,17 @@ DocumentKind DetectDocument(const xmlNode* root) {
   if (codecs::MhmCodec::IsKmehrRequest(root)) {
     return DocumentKind::kKmehrDetail;
   }
-  if (codecs::IsElement(root, "urn:be:cin:nip:async:generic", "post")) {
-    const std::string name = codecs::Attr(codecs::Child(root, "Detail"), "MessageName");
-    if (name == "HCPFAC") {
-      return DocumentKind::kClaim;
-    }
-    if (name == "ECM-HCPFAC") {
-      return DocumentKind::kAmu;
-    }
-    return DocumentKind::kUnknown;
+  if (codecs::GenAsyncCodec::IsGenAsync(root)) {
+    // ECM-HCPFAC is an AMU invoice; anything else in the genasync namespace (HCPFAC, another
+    // MessageName, a get) goes to the claims codec, which says precisely what is wrong with it.
+    const std::string name =
+        codecs::Attr(codecs::Child(root, codecs::kGenAsyncNamespace, "Detail"), "MessageName");
+    return name == codecs::kMediPrimaMessageName ? DocumentKind::kAmu : DocumentKind::kClaim;
   }
-  if (codecs::IsElement(root, "SendAttestationRequest") ||
-      codecs::IsElement(root, "CancelAttestationRequest")) {
+  if (codecs::EAttestCodec::OperationOf(root).has_value()) {
     return DocumentKind::kClaim;
   }
-  if (codecs::IsElement(root, "SendUrgentMedicalAidAttestationRequest") ||
-      codecs::IsElement(root, "SearchUrgentMedicalAidAttestationRequest") ||
-      codecs::IsElement(root, "DeleteUrgentMedicalAidAttestationRequest")) {
+  if (codecs::MediPrimaCodec::OperationOf(root).has_value()) {
     return DocumentKind::kAmu;
   }
   return DocumentKind::kUnknown;
@@ -423,6 +419,30 @@ Json MessageJson(const store::MessageRecord& r) {
               {"deliveries", deliveries}};
 }
 
+Json AnswerJson(const store::StoredAnswer& a, const std::string& document_path) {
+  Json j{{"insurer", a.destination},
+         {"decision", a.decision},
+         {"codes", a.codes},
+         {"insurer_reference",
+          a.insurer_reference.empty() ? Json(nullptr) : Json(a.insurer_reference)},
+         {"received", TimeOrNull(a.received_ms)}};
+  if (!document_path.empty()) {
+    j["document"] = document_path;
+  }
+  return j;
+}
+
+// The answer whose decision the practice sees: the latest, except that a "received"
+// acknowledgement (a TAck) never hides a decision recorded before it. answers.size() when empty.
+std::size_t LatestAnswer(const std::vector<store::StoredAnswer>& answers) {
+  for (std::size_t i = answers.size(); i > 0; --i) {
+    if (answers[i - 1].decision != "received") {
+      return i - 1;
+    }
+  }
+  return answers.empty() ? 0 : answers.size() - 1;
+}
+
 Json AuditEventJson(const store::AuditEvent& e) {
   return Json{{"sequence", e.sequence},
               {"time", FormatRfc3339Utc(e.time_ms)},
@@ -465,6 +485,282 @@ const Config& ConfigOf(const ApiDeps& deps) {
     DieMissingDependency("config");
   }
   return *deps.config;
+}
+
+// ---- per-flow intake: one codec per root element ----
+
+// What a flow's codec hands to the common tail of the intake (sender check, route, id, sign,
+// commit). No patient value except `pseudonym` (keyed).
+struct Prepared {
+  const char* kind = "";  // enrolment | claim | amu
+  const char* flow = "";  // mhm | efact | eattest | mediprima
+  std::string operation;  // stored operation name (SOAPAction choice at delivery)
+  std::string sender_nihii;
+  std::string sender_rule;  // the 403's message: which field must name the practice
+  int sender_line = 0;
+  std::string sender_path;
+  std::string pseudonym;  // PatientPseudonym of the patient, "" when none (or a batch)
+  RoutingRequest routing;
+  Json warnings = Json::array();
+  XmlDocPtr envelope;  // the request document the gateway completes and signs
+  bool has_signature = false;
+  std::string signature_element;  // "Xades" | "Xades-t"
+  // Writes the gateway's message id into `envelope`.
+  Status (*set_id)(xmlDoc* doc, const std::string& id) = nullptr;
+  StatusOr<std::string> (*sign)(std::string_view xml, const SigningIdentity& id, X509_STORE* trust,
+                                const Clock& clock) = nullptr;
+  StatusOr<codecs::VerifiedSignature> (*verify)(std::string_view xml, X509_STORE* trust,
+                                                const Clock& clock) = nullptr;
+  // eAttest: instead of `sign`, the request is sealed for the destination's encryption
+  // certificate (ETEE) after routing, with the gateway identity.
+  bool seal = false;
+};
+
+enum class Codec { kMhm, kGenAsync, kEAttest, kMediPrima, kNone };
+
+// The codec of a root element DetectDocument recognised: adding a flow is a case here and a
+// Prepare function.
+Codec CodecFor(const xmlNode* root) {
+  if (codecs::MhmCodec::OperationOf(root).has_value()) {
+    return Codec::kMhm;
+  }
+  if (codecs::GenAsyncCodec::IsGenAsync(root)) {
+    return Codec::kGenAsync;
+  }
+  if (codecs::EAttestCodec::OperationOf(root).has_value()) {
+    return Codec::kEAttest;
+  }
+  if (codecs::MediPrimaCodec::OperationOf(root).has_value()) {
+    return Codec::kMediPrima;
+  }
+  return Codec::kNone;
+}
+
+// MediPrima bodies travel unsigned (DOMAIN.md §4.5): only the transport WS-Security applies.
+StatusOr<std::string> PassUnsigned(std::string_view xml, const SigningIdentity& /*id*/,
+                                   X509_STORE* /*trust*/, const Clock& /*clock*/) {
+  return std::string(xml);
+}
+
+// The 4xx for a document its codec refused, with every problem.
+HttpResponse DecodeRefusal(const Status& decoded, const Json& errors, std::string* code) {
+  *code = errors.empty() ? "PSL-INVALID" : errors[0]["code"].get<std::string>();
+  Status status = decoded;
+  if (status.code() == StatusCode::kInvalid) {
+    status = Status::Invalid("the request has " + std::to_string(errors.size()) +
+                             " problem(s); see errors");
+  }
+  return ProblemResponse(status, &errors);
+}
+
+Status SetMhmId(xmlDoc* doc, const std::string& id) {
+  const std::string root_id = "_" + id;
+  if (xmlSetProp(xmlDocGetRootElement(doc), reinterpret_cast<const xmlChar*>("Id"),
+                 reinterpret_cast<const xmlChar*>(root_id.c_str())) == nullptr) {
+    return Status::Internal("cannot set the root Id");
+  }
+  return Status::Ok();
+}
+
+// CommonInput/InputReference = the message id (xs:string: a UUID fits, genasync_mailbox.h), set
+// or inserted after Origin (the schema's order: Request, Origin, InputReference, NIPReference).
+Status SetGenAsyncId(xmlDoc* doc, const std::string& id) {
+  xmlNode* root = xmlDocGetRootElement(doc);
+  xmlNode* common = codecs::Child(root, codecs::kGenAsyncNamespace, "CommonInput");
+  xmlNode* origin = codecs::Child(common, codecs::kCinCommonNamespace, "Origin");
+  if (origin == nullptr) {
+    return Status::Internal("the post has no CommonInput/Origin");
+  }
+  xmlNode* reference = codecs::Child(common, codecs::kCinCommonNamespace, "InputReference");
+  if (reference == nullptr) {
+    reference =
+        xmlNewDocNode(doc, origin->ns, reinterpret_cast<const xmlChar*>("InputReference"), nullptr);
+    if (reference == nullptr || xmlAddNextSibling(origin, reference) == nullptr) {
+      return Status::Internal("cannot add CommonInput/InputReference");
+    }
+  }
+  xmlNodeSetContent(reference, nullptr);
+  xmlNodeAddContent(reference, reinterpret_cast<const xmlChar*>(id.c_str()));
+  return Status::Ok();
+}
+
+std::optional<HttpResponse> PrepareMhm(XmlDocPtr doc, const codecs::SchemaRegistry& schemas,
+                                       const Clock& clock, const codecs::XmlLimits& limits,
+                                       const std::string& pseudonym_key, Prepared* out,
+                                       std::string* code) {
+  codecs::MhmCodec codec(schemas, clock, limits);
+  codecs::ValidationReport report;
+  StatusOr<codecs::MhmRequest> decoded = codec.DecodeParsed(std::move(doc), &report);
+  Json errors;
+  SplitProblems(report.problems, &errors, &out->warnings);
+  if (!decoded.ok()) {
+    return DecodeRefusal(decoded.status(), errors, code);
+  }
+  codecs::MhmRequest& mhm = decoded.value();
+  out->kind = "enrolment";
+  out->flow = "mhm";
+  out->operation = std::string(codecs::MhmOperationName(mhm.operation));
+  out->sender_nihii = mhm.author_nihii;
+  out->sender_rule =
+      "CommonInput/Origin/CareProvider/Nihii/Value must be the NIHII of the authenticated "
+      "practice";
+  out->pseudonym =
+      mhm.patient_ssin.empty() ? "" : store::PatientPseudonym(pseudonym_key, mhm.patient_ssin);
+  out->routing.kind = MessageKind::kEnrolment;
+  out->routing.mutuality = mhm.mutuality;
+  out->routing.patient_pseudonym = out->pseudonym;
+  out->routing.sender_is_medical_house = true;
+  out->envelope = std::move(mhm.envelope);
+  out->has_signature = mhm.has_xades;
+  out->signature_element = "Xades";
+  out->set_id = &SetMhmId;
+  out->sign = &codecs::SignBlobRequest;
+  out->verify = &codecs::VerifyBlobRequest;
+  return std::nullopt;
+}
+
+// An eFact invoicing post (HCPFAC: claim; ECM-HCPFAC: amu). The batch holds many patients: no
+// single pseudonym; the insurer is the batch's destination (its union, or 690).
+std::optional<HttpResponse> PrepareGenAsync(XmlDocPtr doc, const codecs::SchemaRegistry& schemas,
+                                            const codecs::XmlLimits& limits, Prepared* out,
+                                            std::string* code) {
+  codecs::GenAsyncCodec codec(schemas, limits);
+  codecs::ValidationReport report;
+  StatusOr<codecs::GenAsyncPost> decoded = codec.DecodeParsed(std::move(doc), &report);
+  Json errors;
+  SplitProblems(report.problems, &errors, &out->warnings);
+  if (!decoded.ok()) {
+    // Blob or record problems are the document's content: 422 with every problem, like the
+    // schema's (only a body that is not XML at all is a 400, before any codec runs).
+    Status status = decoded.status();
+    if (status.code() == StatusCode::kMalformed && !errors.empty()) {
+      status = Status::Invalid(status.message());
+    }
+    return DecodeRefusal(status, errors, code);
+  }
+  codecs::GenAsyncPost& post = decoded.value();
+  const bool amu = post.message_name == codecs::kMediPrimaMessageName;
+  out->kind = amu ? "amu" : "claim";
+  out->flow = "efact";
+  out->operation = "post";
+  out->sender_nihii = post.sender_nihii;
+  out->sender_rule =
+      "the eFact file's sender (record 10 zone 14) must be the NIHII of the authenticated "
+      "practice";
+  out->sender_line = 1;  // record 10 is the first record
+  out->sender_path = "record 10 zone 14";
+  out->routing.kind = amu ? MessageKind::kAmu : MessageKind::kClaim;
+  out->routing.mutuality = post.destination;
+  out->routing.sender_is_medical_house = true;
+  out->envelope = std::move(post.envelope);
+  out->has_signature = post.has_xades;
+  out->signature_element = "Xades-t";
+  out->set_id = &SetGenAsyncId;
+  out->sign = &codecs::SignGenAsyncPost;
+  out->verify = &codecs::VerifyGenAsyncPost;
+  return std::nullopt;
+}
+
+// An eAttest v3 SendAttestation / CancelAttestation. `practice_nihii` is the authenticated
+// practice: the codec requires it as CareProvider and as the kmehr author (codes 155, ...).
+std::optional<HttpResponse> PrepareEAttest(XmlDocPtr doc, const codecs::SchemaRegistry& schemas,
+                                           const Clock& clock, const codecs::XmlLimits& limits,
+                                           const std::string& pseudonym_key,
+                                           const std::string& practice_nihii, Prepared* out,
+                                           std::string* code) {
+  codecs::EAttestCodec codec(schemas, clock, limits);
+  codecs::ValidationReport report;
+  StatusOr<codecs::EAttestRequest> decoded =
+      codec.DecodeParsed(std::move(doc), practice_nihii, &report);
+  Json errors;
+  SplitProblems(report.problems, &errors, &out->warnings);
+  if (!decoded.ok()) {
+    Status status = decoded.status();
+    if (status.code() == StatusCode::kMalformed && !errors.empty()) {
+      status = Status::Invalid(status.message());  // an undecodable Detail is content: 422
+    }
+    return DecodeRefusal(status, errors, code);
+  }
+  codecs::EAttestRequest& request = decoded.value();
+  out->kind = "claim";
+  out->flow = "eattest";
+  out->operation = std::string(codecs::EAttestOperationName(request.operation));
+  out->sender_nihii = request.care_provider_nihii;
+  out->sender_rule =
+      "CommonInput/Origin/CareProvider/Nihii/Value must be the NIHII of the authenticated "
+      "practice";
+  out->pseudonym = request.patient_ssin.empty()
+                       ? ""
+                       : store::PatientPseudonym(pseudonym_key, request.patient_ssin);
+  out->routing.kind = MessageKind::kClaim;
+  out->routing.service = Service::kEAttest;
+  // "rcam" (and anything that is not a mutuality code) leaves routing to the member registry
+  // or the hub.
+  const std::string& mutuality = request.mutuality;
+  const bool code_like =
+      mutuality.size() == 3 &&
+      std::all_of(mutuality.begin(), mutuality.end(), [](char c) { return c >= '0' && c <= '9'; });
+  out->routing.mutuality = code_like ? mutuality : "";
+  out->routing.patient_pseudonym = out->pseudonym;
+  out->envelope = std::move(request.envelope);
+  out->has_signature = false;  // the codec refuses an outer Xades (PSL-EATTEST-XADES)
+  out->signature_element = "Xades";
+  out->set_id = &SetMhmId;
+  out->seal = true;
+  return std::nullopt;
+}
+
+// A MediPrima UMA v1 or consult v2 request. `principal_nihii` is the authenticated NIHII; only a
+// physician's (1…) is compared with the Author (see api.h for the medical-house rule); a medical
+// house's Author must be in `physicians` when that list is not empty.
+std::optional<HttpResponse> PrepareMediPrima(XmlDocPtr doc, const codecs::SchemaRegistry& schemas,
+                                             const Clock& clock, const codecs::XmlLimits& limits,
+                                             const std::string& pseudonym_key,
+                                             const std::string& principal_nihii,
+                                             const std::vector<std::string>& physicians,
+                                             Prepared* out, std::string* code) {
+  codecs::MediPrimaCodec codec(schemas, clock, limits);
+  codecs::ValidationReport report;
+  const bool physician = principal_nihii.size() == 11 && principal_nihii[0] == '1';
+  StatusOr<codecs::MediPrimaRequest> decoded =
+      codec.DecodeParsed(std::move(doc), physician ? principal_nihii : "", &report);
+  Json errors;
+  SplitProblems(report.problems, &errors, &out->warnings);
+  if (!decoded.ok()) {
+    return DecodeRefusal(decoded.status(), errors, code);
+  }
+  codecs::MediPrimaRequest& request = decoded.value();
+  if (!physician && !request.author_nihii.empty() && !physicians.empty() &&
+      std::find(physicians.begin(), physicians.end(), request.author_nihii) == physicians.end()) {
+    *code = "PSL-MEDIPRIMA-AUTHOR-NOT-LISTED";
+    const xmlNode* root = xmlDocGetRootElement(request.document.get());
+    const xmlNode* author = codecs::Child(root, codecs::kEhealthProtocolV2Namespace, "Author");
+    const Json listed_errors =
+        OneError(*code,
+                 "the Author must be one of the physicians configured for the "
+                 "authenticated medical house ([practices.<nihii>] physicians)",
+                 author != nullptr ? codecs::Line(author) : 0,
+                 author != nullptr ? codecs::NodePath(author) : "");
+    return ProblemResponse(Status::Invalid("the request has 1 problem(s); see errors"),
+                           &listed_errors);
+  }
+  out->kind = "amu";
+  out->flow = "mediprima";
+  out->operation = request.operation_name;
+  // The practice itself: the Author rule is the codec's (above).
+  out->sender_nihii = principal_nihii;
+  out->pseudonym =
+      request.patient.empty() ? "" : store::PatientPseudonym(pseudonym_key, request.patient);
+  out->routing.kind = MessageKind::kAmu;
+  out->routing.service = request.service == codecs::MediPrimaService::kUma
+                             ? Service::kMediPrimaUma
+                             : Service::kMediPrimaConsult;
+  out->routing.patient_pseudonym = out->pseudonym;
+  out->envelope = std::move(request.document);
+  out->has_signature = false;
+  out->set_id = &SetMhmId;
+  out->sign = &PassUnsigned;
+  return std::nullopt;
 }
 
 }  // namespace
@@ -779,7 +1075,10 @@ HttpResponse Api::Intake(const HttpRequest& request, const std::string& endpoint
     const Json errors = OneError(
         ctx.code,
         "the root element does not belong to a known flow (enrolment: MHM "
-        "SendSubscriptionRequest, CancelSubscriptionRequest, NotifySubscriptionClosureRequest)",
+        "SendSubscriptionRequest, CancelSubscriptionRequest, NotifySubscriptionClosureRequest; "
+        "claim: genasync post HCPFAC, eAttest v3 SendAttestationRequest, "
+        "CancelAttestationRequest; amu: genasync post ECM-HCPFAC, MediPrima UMA "
+        "Send/Search/DeleteUrgentMedicalAidAttestationRequest, ConsultCarmedInterventionRequest)",
         root_line, root_path);
     return ProblemResponse(Status::Unsupported("the document is not a known request"), &errors);
   }
@@ -800,54 +1099,60 @@ HttpResponse Api::Intake(const HttpRequest& request, const std::string& endpoint
     const Json errors = OneError(ctx.code, message, root_line, root_path);
     return ProblemResponse(Status::Invalid(message), &errors);
   }
-  if (document != DocumentKind::kEnrolment) {
-    ctx.code = "PSL-FLOW-UNSUPPORTED";
-    const std::string message =
-        std::string("the ") + KindName(document) + " flow is not supported yet by this gateway";
-    const Json errors = OneError(ctx.code, message, root_line, root_path);
-    return ProblemResponse(Status::Unsupported(message), &errors);
-  }
-
-  // Decode and validate: every problem at once.
-  codecs::MhmCodec codec(*deps_.schemas, *deps_.clock, limits);
-  codecs::ValidationReport report;
-  StatusOr<codecs::MhmRequest> decoded = codec.DecodeParsed(std::move(doc).value(), &report);
-  Json errors;
-  Json warnings;
-  SplitProblems(report.problems, &errors, &warnings);
-  if (!decoded.ok()) {
-    ctx.code = errors.empty() ? "PSL-INVALID" : errors[0]["code"].get<std::string>();
-    Status status = decoded.status();
-    if (status.code() == StatusCode::kInvalid) {
-      status = Status::Invalid("the request has " + std::to_string(errors.size()) +
-                               " problem(s); see errors");
+  // Decode and validate with the codec of the document's root element: every problem at once.
+  // One codec per root element (DESIGN.md "Flows"); a flow without its codec yet answers 415.
+  Prepared prepared;
+  std::optional<HttpResponse> refused;
+  switch (CodecFor(root)) {
+    case Codec::kMhm:
+      refused = PrepareMhm(std::move(doc).value(), *deps_.schemas, *deps_.clock, limits,
+                           deps_.pseudonym_key, &prepared, &ctx.code);
+      break;
+    case Codec::kGenAsync:
+      refused =
+          PrepareGenAsync(std::move(doc).value(), *deps_.schemas, limits, &prepared, &ctx.code);
+      break;
+    case Codec::kEAttest:
+      refused =
+          PrepareEAttest(std::move(doc).value(), *deps_.schemas, *deps_.clock, limits,
+                         deps_.pseudonym_key, principal->practice_nihii, &prepared, &ctx.code);
+      break;
+    case Codec::kMediPrima: {
+      static const std::vector<std::string> kAnyPhysician;
+      const auto practice = deps_.config->practices.find(principal->practice_nihii);
+      refused = PrepareMediPrima(
+          std::move(doc).value(), *deps_.schemas, *deps_.clock, limits, deps_.pseudonym_key,
+          principal->practice_nihii,
+          practice != deps_.config->practices.end() ? practice->second.physicians : kAnyPhysician,
+          &prepared, &ctx.code);
+      break;
     }
-    return ProblemResponse(status, &errors);
+    case Codec::kNone: {
+      ctx.code = "PSL-FLOW-UNSUPPORTED";
+      const std::string message = std::string("this ") + KindName(document) +
+                                  " document is not supported yet by this gateway (supported: "
+                                  "MHM enrolments, eFact genasync posts HCPFAC and ECM-HCPFAC, "
+                                  "eAttest v3, MediPrima UMA v1 and consult v2)";
+      const Json errors = OneError(ctx.code, message, root_line, root_path);
+      return ProblemResponse(Status::Unsupported(message), &errors);
+    }
   }
-  codecs::MhmRequest& mhm = decoded.value();
+  if (refused) {
+    return *refused;
+  }
 
   // The sender is the authenticated practice.
-  if (mhm.author_nihii != principal->practice_nihii) {
+  if (prepared.sender_nihii != principal->practice_nihii) {
     ctx.code = "PSL-SENDER";
     AuditDenial(principal->Actor(), principal->practice_nihii, "", 403, "sender-mismatch", ctx);
     const Json sender_errors =
-        OneError(ctx.code,
-                 "CommonInput/Origin/CareProvider/Nihii/Value must be the NIHII of the "
-                 "authenticated practice");
+        OneError(ctx.code, prepared.sender_rule, prepared.sender_line, prepared.sender_path);
     return ProblemResponse(
         Status::Forbidden("the request's author is not the authenticated practice"),
         &sender_errors);
   }
 
-  const std::string pseudonym =
-      mhm.patient_ssin.empty() ? ""
-                               : store::PatientPseudonym(deps_.pseudonym_key, mhm.patient_ssin);
-  RoutingRequest routing;
-  routing.kind = MessageKind::kEnrolment;
-  routing.mutuality = mhm.mutuality;
-  routing.patient_pseudonym = pseudonym;
-  routing.sender_is_medical_house = true;
-  StatusOr<Route> route = deps_.routing->Resolve(routing);
+  StatusOr<Route> route = deps_.routing->Resolve(prepared.routing);
   if (!route.ok() && route.status().code() == StatusCode::kUnavailable) {
     ctx.error = route.status().ToString();
     return ProblemResponse(
@@ -860,41 +1165,65 @@ HttpResponse Api::Intake(const HttpRequest& request, const std::string& endpoint
   }
   ctx.insurer = route->insurer;
 
-  // The gateway-owned id, in the root's @Id before signing: the insurer de-duplicates on it.
+  // The gateway-owned id, written into the document before signing: the insurer de-duplicates
+  // on it and echoes it in its answers (MHM root @Id, genasync CommonInput/InputReference).
   StatusOr<std::string> id = NewMessageId();
   if (!id.ok()) {
     ctx.error = id.status().ToString();
     return ProblemResponse(id.status());
   }
   ctx.message_id = *id;
-  xmlNode* envelope_root = xmlDocGetRootElement(mhm.envelope.get());
-  const std::string root_id = "_" + *id;
-  if (xmlSetProp(envelope_root, reinterpret_cast<const xmlChar*>("Id"),
-                 reinterpret_cast<const xmlChar*>(root_id.c_str())) == nullptr) {
-    ctx.error = "cannot set the root Id";
+  if (Status set = prepared.set_id(prepared.envelope.get(), *id); !set.ok()) {
+    ctx.error = set.ToString();
     return ProblemResponse(Status::Internal(ctx.error));
   }
-  const std::string envelope_xml = Serialize(mhm.envelope.get());
+  const std::string envelope_xml = Serialize(prepared.envelope.get());
 
-  // Sign, or verify a request that arrives signed (by the practice itself).
+  // Seal (eAttest), sign, or verify a request that arrives signed (by the practice itself).
   std::string payload;
-  if (mhm.has_xades) {
+  if (prepared.seal) {
+    auto cert = deps_.encryption_certs.find(route->insurer);
+    if (cert == deps_.encryption_certs.end() || cert->second == nullptr ||
+        deps_.gateway_identity == nullptr) {
+      ctx.code = "PSL-SEAL";
+      ctx.error = "no encryption_cert_file (or no gateway identity) for insurer " + route->insurer +
+                  ": eAttest requests routed there cannot be sealed";
+      return ProblemResponse(Status::Internal(ctx.error));
+    }
+    StatusOr<std::string> sealed =
+        codecs::PrepareRequestXmlForInsurer(envelope_xml, *deps_.gateway_identity, cert->second, 1,
+                                            *deps_.schemas, *deps_.signing_clock);
+    if (!sealed.ok()) {
+      const Status& s = sealed.status();
+      ctx.code = "PSL-SEAL";
+      if (s.code() == StatusCode::kInvalid || s.code() == StatusCode::kMalformed ||
+          s.code() == StatusCode::kTooLarge) {
+        const Json seal_errors = OneError(ctx.code, s.message());
+        return ProblemResponse(Status::Invalid("the request cannot be sealed"), &seal_errors);
+      }
+      ctx.error = "sealing failed: " + s.ToString();
+      return ProblemResponse(Status::Internal(ctx.error));
+    }
+    payload = std::move(sealed).value();
+  } else if (prepared.has_signature) {
     if (deps_.trust == nullptr) {
       ctx.code = "PSL-XADES";
       const Json sign_errors = OneError(ctx.code,
-                                        "this gateway signs requests itself: send the request "
-                                        "without a Xades element");
+                                        "this gateway signs requests itself: send the "
+                                        "request without a " +
+                                            prepared.signature_element + " element");
       return ProblemResponse(Status::Invalid("signed requests are not accepted"), &sign_errors);
     }
     StatusOr<codecs::VerifiedSignature> verified =
-        codecs::VerifyBlobRequest(envelope_xml, deps_.trust, *deps_.signing_clock);
+        prepared.verify(envelope_xml, deps_.trust, *deps_.signing_clock);
     if (!verified.ok()) {
       ctx.code = "PSL-XADES";
       const Json sign_errors = OneError(ctx.code, verified.status().message());
-      return ProblemResponse(verified.status().code() == StatusCode::kFailedPrecondition
-                                 ? Status::Internal(verified.status().message())
-                                 : Status::Invalid("the request's Xades does not verify"),
-                             &sign_errors);
+      return ProblemResponse(
+          verified.status().code() == StatusCode::kFailedPrecondition
+              ? Status::Internal(verified.status().message())
+              : Status::Invalid("the request's " + prepared.signature_element + " does not verify"),
+          &sign_errors);
     }
     const auto practice = deps_.config->practices.find(principal->practice_nihii);
     const bool listed =
@@ -907,7 +1236,7 @@ HttpResponse Api::Intake(const HttpRequest& request, const std::string& endpoint
       return ProblemResponse(Status::Forbidden(
           "the request is signed with a certificate that is not the authenticated practice's"));
     }
-    payload = envelope_xml;  // the signature covers Detail, not the root's @Id
+    payload = envelope_xml;  // the signature covers Detail, not the id the gateway wrote
   } else {
     const SigningIdentity* identity = deps_.gateway_identity;
     if (auto it = deps_.practice_identities.find(principal->practice_nihii);
@@ -919,7 +1248,7 @@ HttpResponse Api::Intake(const HttpRequest& request, const std::string& endpoint
       return ProblemResponse(Status::Internal(ctx.error));
     }
     StatusOr<std::string> signed_xml =
-        codecs::SignBlobRequest(envelope_xml, *identity, nullptr, *deps_.signing_clock);
+        prepared.sign(envelope_xml, *identity, nullptr, *deps_.signing_clock);
     if (!signed_xml.ok()) {
       const Status& s = signed_xml.status();
       if (s.code() == StatusCode::kInvalid || s.code() == StatusCode::kTooLarge ||
@@ -937,13 +1266,13 @@ HttpResponse Api::Intake(const HttpRequest& request, const std::string& endpoint
   store::NewMessage message;
   message.id = *id;
   message.practice_nihii = principal->practice_nihii;
-  message.flow_kind = "enrolment";
-  message.operation = std::string(codecs::MhmOperationName(mhm.operation));
+  message.flow_kind = prepared.kind;
+  message.operation = prepared.operation;
   message.destinations = {route->insurer};
   message.idempotency_key = idempotency_key;
   message.body_sha256 = Sha256Hex(request.body);
   message.payload = std::move(payload);
-  message.patient_pseudonym = pseudonym;
+  message.patient_pseudonym = prepared.pseudonym;
   message.actor = principal->Actor();
   StatusOr<store::CommitResult> committed = deps_.queue->Commit(std::move(message));
   if (!committed.ok()) {
@@ -973,12 +1302,11 @@ HttpResponse Api::Intake(const HttpRequest& request, const std::string& endpoint
       }
     }
   }
-  Json body{
-      {"id", committed->id}, {"kind", "enrolment"},
-      {"flow", "mhm"},       {"operation", std::string(codecs::MhmOperationName(mhm.operation))},
-      {"insurer", insurer},  {"state", state}};
-  if (!warnings.empty()) {
-    body["warnings"] = warnings;
+  Json body{{"id", committed->id},   {"kind", prepared.kind},
+            {"flow", prepared.flow}, {"operation", prepared.operation},
+            {"insurer", insurer},    {"state", state}};
+  if (!prepared.warnings.empty()) {
+    body["warnings"] = prepared.warnings;
   }
   HttpResponse response = JsonResponse(202, body);
   response.headers.emplace_back("location", "/v1/messages/" + committed->id);
@@ -1027,25 +1355,64 @@ HttpResponse Api::GetMessage(const HttpRequest& request, const std::string& id, 
     if (answers->empty()) {
       return ProblemResponse(Status::NotFound("the insurer has not answered yet"));
     }
+    const store::StoredAnswer& latest = (*answers)[LatestAnswer(*answers)];
     HttpResponse response;
     response.status = 200;
     response.headers.emplace_back("content-type", "application/xml");
-    response.headers.emplace_back("x-insurer", answers->front().destination);
-    response.body = answers->front().document;
+    response.headers.emplace_back("x-insurer", latest.destination);
+    response.body = latest.document;
     return response;
   }
   Json body = MessageJson(*record);
-  if (!answers->empty()) {
-    const store::StoredAnswer& a = answers->front();
-    body["answer"] = Json{{"insurer", a.destination},
-                          {"decision", a.decision},
-                          {"codes", a.codes},
-                          {"insurer_reference",
-                           a.insurer_reference.empty() ? Json(nullptr) : Json(a.insurer_reference)},
-                          {"received", TimeOrNull(a.received_ms)},
-                          {"document", "/v1/messages/" + id + "/answer"}};
+  const std::string document_path = "/v1/messages/" + id + "/answer";
+  if (record->flow_kind == "enrolment" || record->operation != "post") {
+    // Synchronous flows (MHM, eAttest, MediPrima): one answer. eAttest and MediPrima also show
+    // its decision and codes at the top, as the eFact claims do.
+    if (!answers->empty()) {
+      body["answer"] = AnswerJson(answers->front(), document_path);
+    } else {
+      body["answer"] = nullptr;
+    }
+    if (record->flow_kind != "enrolment") {
+      body["decision"] = answers->empty() ? Json(nullptr) : Json(answers->front().decision);
+      body["codes"] = answers->empty() ? Json::array() : Json(answers->front().codes);
+    }
+    return JsonResponse(200, body);
+  }
+  // Asynchronous flows (eFact): the delivery's answer (the TAck), then the returns collected
+  // from the insurer's mailbox; the decision is the latest one that says something.
+  const store::StoredAnswer* delivery_answer = nullptr;
+  Json returns = Json::array();
+  for (const store::StoredAnswer& a : *answers) {
+    if (a.mailbox_key.empty() && delivery_answer == nullptr) {
+      delivery_answer = &a;
+    } else {
+      returns.push_back(AnswerJson(a, ""));
+    }
+  }
+  const std::size_t latest = LatestAnswer(*answers);
+  body["answer"] = delivery_answer != nullptr
+                       ? AnswerJson(*delivery_answer, latest < answers->size() &&
+                                                              &(*answers)[latest] == delivery_answer
+                                                          ? document_path
+                                                          : "")
+                       : Json(nullptr);
+  if (latest < answers->size() && &(*answers)[latest] != delivery_answer) {
+    // The latest return's index in `returns`: the answers minus the delivery's.
+    std::size_t index = latest;
+    if (delivery_answer != nullptr && delivery_answer < &(*answers)[latest]) {
+      --index;
+    }
+    returns[index]["document"] = document_path;
+  }
+  body["returns"] = std::move(returns);
+  if (latest < answers->size()) {
+    const store::StoredAnswer& a = (*answers)[latest];
+    body["decision"] = a.decision;
+    body["codes"] = a.codes;
   } else {
-    body["answer"] = nullptr;
+    body["decision"] = nullptr;
+    body["codes"] = Json::array();
   }
   return JsonResponse(200, body);
 }

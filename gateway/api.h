@@ -4,14 +4,43 @@
 // worker threads (Handle may block on the store's synced commit).
 //
 // Practices' port:
-//   POST /v1/enrolments | /v1/messages (flow detected) | /v1/claims | /v1/amu (not built yet)
-//        practice → authenticate → media type → [SOAP 1.1 body taken out] → MHM decode and
-//        validate (every problem) → author NIHII == authenticated practice → route → new message
-//        id written into the root's @Id ("_<uuid v4>") → XAdES sign (practice key, else gateway
-//        key; a request already signed is verified against `trust` instead) → Commit → 202.
+//   POST /v1/enrolments | /v1/claims | /v1/amu | /v1/messages (flow detected)
+//        practice → authenticate → media type → [SOAP 1.1 body taken out] → the codec of the
+//        root element decodes and validates (every problem, 422) → sender == authenticated
+//        practice (403) → route → new message id written into the document → XAdES sign
+//        (practice key, else gateway key; a request already signed is verified against `trust`
+//        instead) → Commit → 202 {id, kind, flow, operation, insurer, state}. Per root element:
+//          MHM Send/Cancel/NotifySubscriptionClosure: kind enrolment, flow mhm; sender = the
+//            author NIHII; routed on the mutuality (or the member registry); id in root @Id
+//            ("_<uuid v4>"); Xades.
+//          genasync post, MessageName HCPFAC / ECM-HCPFAC (eFact): kind claim / amu, flow efact,
+//            operation post; GenAsyncCodec (record number → line, zone → path, 6-digit codes);
+//            sender = the file's sender (record 10 zone 14); routed to the batch's insurer (its
+//            union, or 690); id in CommonInput/InputReference; Xades-t (SignGenAsyncPost).
+//          eAttest v3 SendAttestation/CancelAttestation: kind claim, flow eattest;
+//            EAttestCodec (authenticated practice = CareProvider and kmehr author); routed on
+//            Routing/CareReceiver/Mutuality (or the member registry, or the hub); id in root @Id;
+//            no XAdES of the practice: the request is sealed (PrepareRequestXmlForInsurer, the
+//            gateway identity as signer and Reply-to, the destination's encryption_cert_file)
+//            and the SEALED request is what is committed; delivery numbers attempts.
+//          MediPrima UMA Send/Search/DeleteUrgentMedicalAidAttestation and consult v2
+//            ConsultCarmedIntervention: kind amu, flow mediprima; MediPrimaCodec; routed to 690
+//            (its mediprima_uma_url / mediprima_consult_url); id in root @Id; sent unsigned
+//            (MediPrima bodies carry no XAdES). Author rule: a physician's certificate (NIHII
+//            1…) must be the Author of Send/Delete (PSL-MEDIPRIMA-AUTHOR-MISMATCH, 422); a
+//            medical house's (8…) may send for the physicians of its [practices.<nihii>]
+//            physicians list (PSL-MEDIPRIMA-AUTHOR-NOT-LISTED, 422), for any valid physician
+//            NIHII when the list is empty (the codec still checks it is one). The patient
+//            pseudonym is of BeneficiarySsin (NISS or BIS).
+//        A document sent to another kind's endpoint is a 422 naming the right one.
 //   GET  /v1/messages/{id}, /v1/messages/{id}/answer,
 //   /v1/messages?state=&kind=&since=&cursor=&limit=
-//        owning practice only (another practice's id is a 404, audited as a denial)
+//        owning practice only (another practice's id is a 404, audited as a denial). An
+//        enrolment shows its one `answer`; an eFact claim/amu shows `answer` (the delivery's
+//        TAck: decision received / refused), `returns` (the insurer's eFact returns from its
+//        mailbox: accepted / refused / accepted-with-errors, with codes) and `decision`/`codes`
+//        of the latest answer, where a "received" never hides an earlier decision; /answer is
+//        that latest answer's document.
 //   GET  /v1/admin/dead-letters?cursor=&limit=, POST /v1/admin/messages/{id}/replay   ops
 //   GET  /v1/audit?practice=&patient=&kind=&from=&to=&cursor=&limit=, GET /v1/audit/verify
 //        auditor; every query is audited first (fail closed: 503 when it cannot be)
@@ -79,10 +108,14 @@ struct ApiDeps {
   const SigningIdentity* gateway_identity = nullptr;  // fallback signing key; may be null
   std::map<std::string, const SigningIdentity*> practice_identities;  // by practice NIHII
   X509_STORE* trust = nullptr;  // verifies requests that arrive already signed; may be null
-  Metrics* metrics = nullptr;   // may be null (no metrics)
-  std::string pseudonym_key;    // HMAC key of patient pseudonyms (>= 32 bytes)
-  ReadinessProbe readiness;     // empty = never ready ("no readiness probe")
-  Logger* logger = nullptr;     // null = a Logger to stderr owned by the Api
+  // MyCareNet's encryption certificate per insurer key: eAttest requests routed to that insurer
+  // are sealed for it with gateway_identity (its certificate is the Reply-to: the answer comes
+  // back sealed for it). An eAttest routed to an insurer without one is refused (500, logged).
+  std::map<std::string, const X509*> encryption_certs;
+  Metrics* metrics = nullptr;  // may be null (no metrics)
+  std::string pseudonym_key;   // HMAC key of patient pseudonyms (>= 32 bytes)
+  ReadinessProbe readiness;    // empty = never ready ("no readiness probe")
+  Logger* logger = nullptr;    // null = a Logger to stderr owned by the Api
   // Called once per destination after a new message is committed (not for an idempotent
   // duplicate) and after a replay, e.g. to wake that insurer's delivery worker. Runs on the
   // request's thread: must be quick and must not block. May be empty.

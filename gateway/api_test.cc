@@ -19,6 +19,11 @@
 #include "base/testing/fake_clock.h"
 #include "certs/key_store.h"
 #include "certs/trust_store.h"
+#include "codecs/base64.h"
+#include "codecs/deflate.h"
+#include "codecs/eattest.h"
+#include "codecs/genasync_mailbox.h"
+#include "codecs/testing/efact_test_support.h"
 #include "codecs/testing/mhm_test_support.h"
 #include "codecs/testing/xades_test_support.h"
 #include "codecs/xades.h"
@@ -99,6 +104,70 @@ std::string EnvelopeB() {
                                       kPracticeB);
 }
 
+// A conformance eFact post (conformance/efact/), as committed.
+std::string EfactCorpus(const std::string& name) {
+  return codecs::xades_test::ReadFile(std::string(PSL_SOURCE_DIR) + "/conformance/efact/" + name);
+}
+
+// Practice A's HCPFAC post: a medical house (81234530000, the file's sender) invoicing union 300.
+std::string ClaimA() {
+  return EfactCorpus("valid/hcpfac_medical_house_306.xml");
+}
+
+// The same post carrying another file (deflated) under `message_name`.
+std::string PostWithFile(const std::string& file, const std::string& message_name) {
+  std::string env = ClaimA();
+  StatusOr<std::string> deflated = codecs::DeflateRaw(file);
+  EXPECT_TRUE(deflated.ok());
+  const std::size_t open = env.find("<gen:Detail");
+  const std::size_t close = env.find("</gen:Detail>") + std::string("</gen:Detail>").size();
+  return env.replace(open, close - open,
+                     "<gen:Detail ContentType=\"text/plain\" ContentEncoding=\"deflate\" "
+                     "MessageName=\"" +
+                         message_name + "\" Id=\"blob-1\">" + codecs::EncodeBase64(*deflated) +
+                         "</gen:Detail>");
+}
+
+// Practice A's AMU invoice (ECM-HCPFAC, destination 690).
+std::string AmuA() {
+  codecs::EfactFile file = codecs::efact_test::SampleMediPrimaFile();
+  for (codecs::EfactRecord& r : file.records) {
+    if (!r.Zone("14").empty() &&
+        r.Zone("14") == "0" + std::string(codecs::efact_test::kSenderNihii)) {
+      codecs::efact_test::MustSet(r.SetText("14", "0" + std::string(kPracticeA)));
+    }
+  }
+  return PostWithFile(codecs::WriteEfact(file), "ECM-HCPFAC");
+}
+
+// The eAttest and MediPrima corpora's patients (conformance/*/sensitive_values.txt): never in a
+// response or a log line.
+constexpr const char* kFlowPatients[] = {"85071412429", "91251200176", "85493000163", "85073000061",
+                                         "17073003384"};
+constexpr char kCorpusDoctor[] = "12345625004";     // eAttest corpus care provider
+constexpr char kCorpusPhysician[] = "11478761004";  // MediPrima corpus author
+
+std::string ConformanceFile(const std::string& name) {
+  return codecs::xades_test::ReadFile(std::string(PSL_SOURCE_DIR) + "/conformance/" + name);
+}
+
+// An eAttest corpus request as practice A sends it: the corpus doctor replaced by A's NIHII in
+// the envelope and in the kmehr Detail.
+std::string EAttestA(const std::string& name) {
+  std::string env = ConformanceFile("eattest/" + name);
+  const std::size_t open = env.find("<p:Detail");
+  const std::size_t start = env.find('>', open) + 1;
+  const std::size_t end = env.find("</p:Detail>", start);
+  std::string detail = env.substr(start, end - start);
+  StatusOr<std::string> kmehr = codecs::DecodeBase64(detail);
+  EXPECT_TRUE(kmehr.ok());
+  if (kmehr.ok() && env.find("ContentEncoding=\"none\"", open) < start) {
+    detail = codecs::EncodeBase64(codecs::mhm_test::ReplaceAll(*kmehr, kCorpusDoctor, kPracticeA));
+  }
+  env.replace(start, end - start, detail);
+  return codecs::mhm_test::ReplaceAll(env, kCorpusDoctor, kPracticeA);
+}
+
 // Who calls: a certificate, a bearer token, both or neither.
 struct Caller {
   std::string name;
@@ -140,7 +209,27 @@ class ApiTest : public ::testing::Test {
     InsurerConfig union300;
     union300.key = "300";
     union300.endpoints[MessageKind::kEnrolment] = "https://insurer-300.test/mhm";
+    union300.endpoints[MessageKind::kClaim] = "https://insurer-300.test/genasync";
     config_.insurers["300"] = union300;
+    InsurerConfig mediprima;
+    mediprima.key = "690";
+    mediprima.endpoints[MessageKind::kAmu] = "https://insurer-690.test/genasync";
+    mediprima.mediprima_uma_url = "https://insurer-690.test/MediPrima/UMA/v1";
+    mediprima.mediprima_consult_url = "https://insurer-690.test/MediPrima/Consult/v2";
+    config_.insurers["690"] = mediprima;
+    // A physician's certificate (MediPrima author rule); the PKI has no physician leaf, so the
+    // TLS identity is made up: the Api only sees what the TLS layer reports.
+    peer_doctor_.has_certificate = true;
+    peer_doctor_.subject = "CN=Dr Synthetic,O=Passerelle tests";
+    peer_doctor_.sha256 = std::string(64, 'd');
+    peer_doctor_.remote = "127.0.0.1:40001";
+    PracticeConfig doctor;
+    doctor.nihii = kCorpusPhysician;
+    doctor.cert_subjects = {peer_doctor_.subject};
+    config_.practices[kCorpusPhysician] = doctor;
+    // MyCareNet's encryption certificate (the eAttest seal's recipient): insurer-100's here.
+    encryption_cert_ = LoadCert("insurer-100");
+    ASSERT_NE(encryption_cert_, nullptr);
     Rebuild();
   }
 
@@ -165,6 +254,9 @@ class ApiTest : public ::testing::Test {
     deps.gateway_identity = &gateway_key_;
     deps.practice_identities[kPracticeA] = &practice_a_key_;
     deps.trust = trust_.get();
+    if (with_encryption_cert_) {
+      deps.encryption_certs["300"] = encryption_cert_.get();
+    }
     deps.metrics = metrics_.get();
     deps.pseudonym_key = kPseudonymKey;
     deps.readiness = [this] {
@@ -181,12 +273,28 @@ class ApiTest : public ::testing::Test {
   void TearDown() override {
     // No patient value ever leaves: not in a response, not in a log line.
     for (const std::string& text : seen_) {
+      for (std::string_view niss :
+           {codecs::efact_test::kPatientNiss1, codecs::efact_test::kPatientNiss2,
+            codecs::efact_test::kPatientBis}) {
+        EXPECT_THAT(text, Not(HasSubstr(std::string(niss))));
+      }
       EXPECT_THAT(text, Not(HasSubstr(kSampleNiss)));
       EXPECT_THAT(text, Not(HasSubstr("Jean")));  // the sample patient's first name
+      for (const char* patient : kFlowPatients) {
+        EXPECT_THAT(text, Not(HasSubstr(patient)));
+      }
     }
     for (const std::string& line : log_lines_) {
+      for (std::string_view niss :
+           {codecs::efact_test::kPatientNiss1, codecs::efact_test::kPatientNiss2,
+            codecs::efact_test::kPatientBis}) {
+        EXPECT_THAT(line, Not(HasSubstr(std::string(niss))));
+      }
       EXPECT_THAT(line, Not(HasSubstr(kSampleNiss)));
       EXPECT_THAT(line, Not(HasSubstr("Jean")));
+      for (const char* patient : kFlowPatients) {
+        EXPECT_THAT(line, Not(HasSubstr(patient)));
+      }
       EXPECT_TRUE(Json::accept(line)) << line;
     }
   }
@@ -194,6 +302,7 @@ class ApiTest : public ::testing::Test {
   Caller None() const { return {"none", {}, ""}; }
   Caller A() const { return {"practice A", peer_a_, ""}; }
   Caller B() const { return {"practice B", peer_b_, ""}; }
+  Caller Doctor() const { return {"physician", peer_doctor_, ""}; }
   Caller OpsToken() const { return {"ops token", {}, kOpsToken}; }
   Caller OpsCert() const { return {"ops cert", PeerOf("ops"), ""}; }
   Caller AuditorToken() const { return {"auditor token", {}, kAuditorToken}; }
@@ -299,6 +408,9 @@ class ApiTest : public ::testing::Test {
   X509StorePtr trust_;
   PeerIdentity peer_a_;
   PeerIdentity peer_b_;
+  PeerIdentity peer_doctor_;
+  X509Ptr encryption_cert_;
+  bool with_encryption_cert_ = true;
   std::optional<std::string> registry_answer_ = "319";  // member registry: patient -> 319
   Readiness readiness_{true, {}};
   std::unique_ptr<store::MemoryStore> store_;
@@ -552,14 +664,29 @@ TEST_F(ApiTest, StoreThatCannotCommitGives503WithRetryAfter) {
   EXPECT_EQ(Post(A(), "/v1/enrolments", EnvelopeA(), "application/xml", "key-3").status, 202);
 }
 
-TEST_F(ApiTest, DocumentsOfOtherFlowsNameTheirEndpointOrAreNotSupportedYet) {
+TEST_F(ApiTest, DocumentsOfOtherFlowsNameTheirEndpoint) {
   const std::string claim =
       codecs::mhm_test::ReadShared("samples/genasync-post-eFact-HCPFAC.SYNTHETIC.xml");
   HttpResponse to_enrolments = Post(A(), "/v1/enrolments", claim);
   EXPECT_EQ(to_enrolments.status, 422) << to_enrolments.body;
   EXPECT_THAT(Body(to_enrolments)["detail"].get<std::string>(), HasSubstr("/v1/claims"));
-  EXPECT_EQ(Post(A(), "/v1/claims", claim).status, 415);
-  EXPECT_EQ(Post(A(), "/v1/messages", claim).status, 415);
+  // eAttest and MediPrima documents go to their codec (here: schema problems, 422), and name
+  // their endpoint when sent to another one.
+  const std::string attest =
+      "<SendAttestationRequest xmlns=\"urn:be:fgov:ehealth:mycarenet:attest:protocol:v3\"/>";
+  HttpResponse attest_reply = Post(A(), "/v1/claims", attest);
+  EXPECT_EQ(attest_reply.status, 422) << attest_reply.body;
+  EXPECT_EQ(Post(A(), "/v1/messages", attest).status, 422);
+  HttpResponse attest_to_amu = Post(A(), "/v1/amu", attest);
+  EXPECT_EQ(attest_to_amu.status, 422);
+  EXPECT_THAT(Body(attest_to_amu)["detail"].get<std::string>(), HasSubstr("/v1/claims"));
+  const std::string uma =
+      "<SendUrgentMedicalAidAttestationRequest "
+      "xmlns=\"urn:be:fgov:ehealth:mediprima:uma:protocol:v1\"/>";
+  EXPECT_EQ(Post(A(), "/v1/amu", uma).status, 422);
+  HttpResponse uma_to_claims = Post(A(), "/v1/claims", uma);
+  EXPECT_EQ(uma_to_claims.status, 422);
+  EXPECT_THAT(Body(uma_to_claims)["detail"].get<std::string>(), HasSubstr("/v1/amu"));
 
   HttpResponse mhm_to_claims = Post(A(), "/v1/claims", EnvelopeA());
   EXPECT_EQ(mhm_to_claims.status, 422);
@@ -913,6 +1040,369 @@ TEST(AuthenticatorTest, CertificateMatchingTwoPracticesIsNoPractice) {
   HttpRequest r;
   r.peer = {true, "CN=shared", std::string(64, 'b'), ""};
   EXPECT_EQ(auth.Authorize(r, Role::kPractice).status().code(), StatusCode::kUnauthenticated);
+}
+
+// ---- eFact (genasync post) intake ----
+
+TEST_F(ApiTest, ClaimIsDecodedSignedWithItsIdAndQueuedForTheBatchInsurer) {
+  HttpResponse r = Post(A(), "/v1/claims", ClaimA());
+  ASSERT_EQ(r.status, 202) << r.body;
+  Json body = Body(r);
+  const std::string id = body["id"];
+  EXPECT_EQ(body["kind"], "claim");
+  EXPECT_EQ(body["flow"], "efact");
+  EXPECT_EQ(body["operation"], "post");
+  EXPECT_EQ(body["insurer"], "300");  // destinations 300 and 306: union 300
+  EXPECT_EQ(body["state"], "queued");
+  EXPECT_EQ(HeaderOf(r, "location"), "/v1/messages/" + id);
+  EXPECT_EQ(notified_, std::vector<std::string>{"300"});
+
+  StatusOr<store::MessageRecord> record = store_->Get(id);
+  ASSERT_TRUE(record.ok());
+  EXPECT_EQ(record->flow_kind, "claim");
+  EXPECT_EQ(record->operation, "post");
+  EXPECT_EQ(record->practice_nihii, kPracticeA);
+  StatusOr<std::string> payload = store_->Payload(id);
+  ASSERT_TRUE(payload.ok());
+  // The gateway's id is the post's InputReference (the TAck and the returns refer to it), and
+  // the Detail is signed with the practice's key.
+  EXPECT_THAT(*payload, HasSubstr("<c:InputReference>" + id + "</c:InputReference>"));
+  EXPECT_THAT(*payload, Not(HasSubstr("20250102093000001")));
+  StatusOr<codecs::VerifiedSignature> verified =
+      codecs::VerifyGenAsyncPost(*payload, trust_.get(), system_clock_);
+  ASSERT_TRUE(verified.ok()) << verified.status().ToString();
+  EXPECT_EQ(verified->signer_subject, peer_a_.subject);
+
+  // Also through /v1/messages, detected from the root element.
+  HttpResponse any = Post(A(), "/v1/messages", ClaimA());
+  ASSERT_EQ(any.status, 202) << any.body;
+  EXPECT_EQ(Body(any)["kind"], "claim");
+}
+
+TEST_F(ApiTest, AmuInvoiceGoesToMediPrima690) {
+  HttpResponse r = Post(A(), "/v1/amu", AmuA());
+  ASSERT_EQ(r.status, 202) << r.body;
+  Json body = Body(r);
+  EXPECT_EQ(body["kind"], "amu");
+  EXPECT_EQ(body["flow"], "efact");
+  EXPECT_EQ(body["insurer"], "690");
+  StatusOr<store::MessageRecord> record = store_->Get(body["id"].get<std::string>());
+  ASSERT_TRUE(record.ok());
+  EXPECT_EQ(record->flow_kind, "amu");
+  EXPECT_EQ(record->deliveries[0].destination, "690");
+}
+
+TEST_F(ApiTest, ClaimOnTheWrongEndpointNamesTheRightOne) {
+  HttpResponse to_amu = Post(A(), "/v1/amu", ClaimA());
+  EXPECT_EQ(to_amu.status, 422) << to_amu.body;
+  EXPECT_THAT(Body(to_amu)["detail"].get<std::string>(), HasSubstr("/v1/claims"));
+  HttpResponse to_claims = Post(A(), "/v1/claims", AmuA());
+  EXPECT_EQ(to_claims.status, 422) << to_claims.body;
+  EXPECT_THAT(Body(to_claims)["detail"].get<std::string>(), HasSubstr("/v1/amu"));
+  HttpResponse to_enrolments = Post(A(), "/v1/enrolments", ClaimA());
+  EXPECT_EQ(to_enrolments.status, 422);
+  EXPECT_TRUE(store_->List(kPracticeA, {}, {}).value().records.empty());
+}
+
+TEST_F(ApiTest, InvalidClaimIs422WithRecordZoneAndCodeOfEveryProblem) {
+  struct Case {
+    const char* file;
+    const char* code;
+  };
+  for (const Case& c : {Case{"invalid/209902/record_checksum.xml", "209902"},
+                        Case{"invalid/200802/niss_check_digits.xml", "200802"},
+                        Case{"invalid/PSL-EFACT-TOTAL/invoice_total.xml", "PSL-EFACT-TOTAL"}}) {
+    HttpResponse r = Post(A(), "/v1/claims", EfactCorpus(c.file));
+    ASSERT_EQ(r.status, 422) << c.file << " " << r.body;
+    Json body = Body(r);
+    bool found = false;
+    for (const Json& e : body["errors"]) {
+      if (e["code"] == c.code) {
+        found = true;
+        EXPECT_GT(e["line"].get<int>(), 0) << c.file;        // the record number
+        EXPECT_FALSE(e["path"].get<std::string>().empty());  // the zone
+        EXPECT_EQ(e["document"], "efact");
+      }
+    }
+    EXPECT_TRUE(found) << c.file << " " << r.body;
+  }
+  EXPECT_TRUE(store_->List(kPracticeA, {}, {}).value().records.empty());
+}
+
+TEST_F(ApiTest, ClaimOfAnotherSenderIs403) {
+  // The corpus's ordinary sender 12345625004 is not practice A.
+  HttpResponse r = Post(A(), "/v1/claims", EfactCorpus("valid/hcpfac_deflate.xml"));
+  EXPECT_EQ(r.status, 403) << r.body;
+  EXPECT_EQ(Body(r)["errors"][0]["path"], "record 10 zone 14");
+  EXPECT_EQ(AuditEvents("denied").size(), 1u);
+}
+
+TEST_F(ApiTest, ClaimSignedByThePracticeIsVerifiedNotResigned) {
+  StatusOr<std::string> signed_post =
+      codecs::SignGenAsyncPost(ClaimA(), practice_a_key_, nullptr, system_clock_);
+  ASSERT_TRUE(signed_post.ok()) << signed_post.status().ToString();
+  HttpResponse r = Post(A(), "/v1/claims", *signed_post);
+  ASSERT_EQ(r.status, 202) << r.body;
+  StatusOr<std::string> payload = store_->Payload(Body(r)["id"].get<std::string>());
+  ASSERT_TRUE(payload.ok());
+  ASSERT_TRUE(codecs::VerifyGenAsyncPost(*payload, trust_.get(), system_clock_).ok());
+  // A practice's signature by another practice's certificate is refused.
+  const SigningIdentity gateway = LoadIdentity("gateway");
+  StatusOr<std::string> other = codecs::SignGenAsyncPost(ClaimA(), gateway, nullptr, system_clock_);
+  ASSERT_TRUE(other.ok());
+  EXPECT_EQ(Post(A(), "/v1/claims", *other).status, 403);
+}
+
+TEST_F(ApiTest, ClaimIdempotencyKeyGivesTheSameId) {
+  HttpResponse first = Post(A(), "/v1/claims", ClaimA(), "application/xml", "claim-1");
+  ASSERT_EQ(first.status, 202) << first.body;
+  HttpResponse again = Post(A(), "/v1/claims", ClaimA(), "application/xml", "claim-1");
+  ASSERT_EQ(again.status, 202) << again.body;
+  EXPECT_EQ(Body(again)["id"], Body(first)["id"]);
+  EXPECT_EQ(HeaderOf(again, "idempotent-replayed"), "true");
+  EXPECT_EQ(Post(A(), "/v1/amu", AmuA(), "application/xml", "claim-1").status, 409);
+}
+
+TEST_F(ApiTest, ClaimStatusShowsTheTAckAndTheReturnsWithTheLatestDecision) {
+  HttpResponse r = Post(A(), "/v1/claims", ClaimA());
+  ASSERT_EQ(r.status, 202) << r.body;
+  const std::string id = Body(r)["id"];
+  StatusOr<std::optional<store::Lease>> lease =
+      store_->LeaseNext("300", clock_.Now(), std::chrono::seconds(30));
+  ASSERT_TRUE(lease.ok() && lease->has_value());
+  store::NewAnswer tack;
+  tack.document = "<postResponse/>";
+  tack.decision = "received";
+  tack.insurer_reference = "TACK-1";
+  ASSERT_TRUE(store_->Ack(**lease, tack).ok());
+  Json state = Body(Send(A(), "GET", "/v1/messages/" + id));
+  EXPECT_EQ(state["state"], "answered");
+  EXPECT_EQ(state["answer"]["decision"], "received");
+  EXPECT_EQ(state["decision"], "received");
+  EXPECT_TRUE(state["returns"].empty());
+
+  store::NewReturn ret;
+  ret.destination = "300";
+  ret.mailbox_key = "hash-1";
+  ret.message_id = id;
+  ret.practice_nihii = kPracticeA;
+  ret.answer.document = "<MsgResponse>refused</MsgResponse>";
+  ret.answer.decision = "refused";
+  ret.answer.codes = {"200802"};
+  ASSERT_TRUE(store_->RecordReturn(ret).ok());
+  state = Body(Send(A(), "GET", "/v1/messages/" + id));
+  EXPECT_EQ(state["answer"]["decision"], "received");
+  EXPECT_EQ(state["answer"]["insurer_reference"], "TACK-1");
+  ASSERT_EQ(state["returns"].size(), 1u);
+  EXPECT_EQ(state["returns"][0]["decision"], "refused");
+  EXPECT_EQ(state["returns"][0]["codes"], Json::array({"200802"}));
+  EXPECT_EQ(state["decision"], "refused");
+  EXPECT_EQ(state["codes"], Json::array({"200802"}));
+  HttpResponse answer = Send(A(), "GET", "/v1/messages/" + id + "/answer");
+  ASSERT_EQ(answer.status, 200);
+  EXPECT_EQ(answer.body, "<MsgResponse>refused</MsgResponse>");
+}
+
+}  // namespace
+}  // namespace psl::gateway
+
+namespace psl::gateway {
+namespace {
+
+// ---- eAttest v3 ----
+
+TEST_F(ApiTest, EAttestIsSealedForTheInsurersEncryptionCertificateAndQueued) {
+  HttpResponse r = Post(A(), "/v1/claims", EAttestA("valid/send_basic.xml"));
+  ASSERT_EQ(r.status, 202) << r.body;
+  const Json body = Body(r);
+  EXPECT_EQ(body["kind"], "claim");
+  EXPECT_EQ(body["flow"], "eattest");
+  EXPECT_EQ(body["operation"], "SendAttestation");
+  EXPECT_EQ(body["insurer"], "300");  // the member registry's 319 -> union 300
+  const std::string id = body["id"];
+
+  // The committed payload is the sealed request: the insurer opens it with its key, attempt 1,
+  // the gateway's id as the envelope @Id, sealed and signed by the gateway identity.
+  StatusOr<std::optional<store::Lease>> lease =
+      store_->LeaseNext("300", clock_.Now(), std::chrono::seconds(30));
+  ASSERT_TRUE(lease.ok() && lease->has_value());
+  EXPECT_EQ((*lease)->operation, "SendAttestation");
+  EXPECT_EQ((*lease)->flow_kind, "claim");
+  SigningIdentity insurer = LoadIdentity("insurer-100");
+  StatusOr<codecs::OpenedAttestation> opened = codecs::OpenAtInsurer(
+      (*lease)->payload, codecs::mhm_test::TestSchemas(), insurer, trust_.get(), system_clock_);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  EXPECT_EQ(opened->envelope_id, "_" + id);
+  EXPECT_EQ(opened->attempt_nbr, 1);
+  EXPECT_EQ(opened->signer_subject, certs::SubjectOf(gateway_key_.certificate.get()));
+  EXPECT_THAT((*lease)->payload, HasSubstr("encryptedForKnownBED"));
+
+  // The patient is audited as its pseudonym only.
+  store::AuditQuery q;
+  q.patient_pseudonym = store::PatientPseudonym(kPseudonymKey, "85071412429");
+  store::PageRequest page;
+  page.limit = 100;
+  StatusOr<store::AuditPage> events = store_->Query(q, page);
+  ASSERT_TRUE(events.ok());
+  EXPECT_FALSE(events->events.empty());
+
+  // Auto-detected on /v1/messages too; a cancellation as well.
+  HttpResponse any = Post(A(), "/v1/messages", EAttestA("valid/send_basic.xml"));
+  EXPECT_EQ(any.status, 202) << any.body;
+  EXPECT_EQ(Body(any)["flow"], "eattest");
+  HttpResponse cancel = Post(A(), "/v1/claims", EAttestA("valid/cancel_basic.xml"));
+  ASSERT_EQ(cancel.status, 202) << cancel.body;
+  EXPECT_EQ(Body(cancel)["operation"], "CancelAttestation");
+}
+
+TEST_F(ApiTest, InvalidEAttestIs422WithTheMyCareNetCodeAndPath) {
+  struct Case {
+    std::string file;
+    std::string code;
+  };
+  for (const Case& c : {Case{"invalid/155/request_author_not_care_provider.xml", "155"},
+                        Case{"invalid/111/patient_niss_check_digits.xml", "111"},
+                        Case{"invalid/146/encounter_future.xml", "146"}}) {
+    HttpResponse r = Post(A(), "/v1/claims", EAttestA(c.file));
+    ASSERT_EQ(r.status, 422) << c.file << " " << r.body;
+    const Json body = Body(r);
+    bool found = false;
+    for (const Json& e : body["errors"]) {
+      if (e["code"] == c.code) {
+        found = true;
+        EXPECT_FALSE(e["path"].get<std::string>().empty()) << c.file;
+      }
+    }
+    EXPECT_TRUE(found) << c.file << " " << r.body;
+  }
+  // Another care provider than the authenticated practice (the corpus doctor, unchanged).
+  HttpResponse other = Post(A(), "/v1/claims", ConformanceFile("eattest/valid/send_basic.xml"));
+  EXPECT_EQ(other.status, 422) << other.body;
+  EXPECT_THAT(other.body, HasSubstr("PSL-EATTEST-NOT-PRACTICE"));
+  EXPECT_TRUE(notified_.empty());
+}
+
+TEST_F(ApiTest, EAttestToAnInsurerWithoutEncryptionCertificateIsRefusedAndLogged) {
+  with_encryption_cert_ = false;
+  Rebuild();
+  HttpResponse r = Post(A(), "/v1/claims", EAttestA("valid/send_basic.xml"));
+  EXPECT_EQ(r.status, 500) << r.body;
+  bool logged = false;
+  for (const std::string& line : log_lines_) {
+    logged = logged || line.find("encryption_cert_file") != std::string::npos;
+  }
+  EXPECT_TRUE(logged);
+  EXPECT_TRUE(notified_.empty());
+}
+
+// ---- MediPrima UMA / consult ----
+
+TEST_F(ApiTest, MediPrimaSendGoesUnsignedTo690WithItsIdAndTheBeneficiaryPseudonym) {
+  HttpResponse r = Post(A(), "/v1/amu", ConformanceFile("mediprima/valid/send_bis.xml"));
+  ASSERT_EQ(r.status, 202) << r.body;
+  const Json body = Body(r);
+  EXPECT_EQ(body["kind"], "amu");
+  EXPECT_EQ(body["flow"], "mediprima");
+  EXPECT_EQ(body["operation"], "SendUrgentMedicalAidAttestation");
+  EXPECT_EQ(body["insurer"], "690");
+  const std::string id = body["id"];
+  StatusOr<std::optional<store::Lease>> lease =
+      store_->LeaseNext("690", clock_.Now(), std::chrono::seconds(30));
+  ASSERT_TRUE(lease.ok() && lease->has_value());
+  EXPECT_THAT((*lease)->payload, HasSubstr("Id=\"_" + id + "\""));
+  EXPECT_THAT((*lease)->payload, Not(HasSubstr("Signature")));  // no XAdES on MediPrima bodies
+  // A BIS number is pseudonymised like a NISS.
+  store::AuditQuery q;
+  q.patient_pseudonym = store::PatientPseudonym(kPseudonymKey, "85493000163");
+  store::PageRequest page;
+  page.limit = 100;
+  StatusOr<store::AuditPage> events = store_->Query(q, page);
+  ASSERT_TRUE(events.ok());
+  EXPECT_FALSE(events->events.empty());
+
+  for (const char* file : {"mediprima/valid/search_by_number.xml", "mediprima/valid/delete_bis.xml",
+                           "mediprima/valid/consult_niss.xml"}) {
+    HttpResponse other = Post(A(), "/v1/messages", ConformanceFile(file));
+    EXPECT_EQ(other.status, 202) << file << " " << other.body;
+    EXPECT_EQ(Body(other)["flow"], "mediprima") << file;
+  }
+}
+
+TEST_F(ApiTest, MediPrimaServiceWithoutItsUrlIs422) {
+  config_.insurers["690"].mediprima_consult_url.clear();
+  Rebuild();
+  HttpResponse r = Post(A(), "/v1/amu", ConformanceFile("mediprima/valid/consult_niss.xml"));
+  EXPECT_EQ(r.status, 422) << r.body;
+  EXPECT_THAT(r.body, HasSubstr("mediprima_consult_url"));
+  EXPECT_EQ(Post(A(), "/v1/amu", ConformanceFile("mediprima/valid/send_bis.xml")).status, 202);
+}
+
+TEST_F(ApiTest, InvalidMediPrimaIs422WithCodeLineAndPath) {
+  for (const char* file : {"mediprima/invalid/PSL-MEDIPRIMA-SSIN-CHECK/send_bis_check.xml",
+                           "mediprima/invalid/PSL-MEDIPRIMA-SSIN-CHECK/consult_check.xml"}) {
+    HttpResponse r = Post(A(), "/v1/amu", ConformanceFile(file));
+    ASSERT_EQ(r.status, 422) << file << " " << r.body;
+    const Json e = Body(r)["errors"][0];
+    EXPECT_EQ(e["code"], "PSL-MEDIPRIMA-SSIN-CHECK") << r.body;
+    EXPECT_GT(e["line"].get<int>(), 0);
+    EXPECT_FALSE(e["path"].get<std::string>().empty());
+  }
+  EXPECT_TRUE(notified_.empty());
+}
+
+// The author rule (api.h): a physician's certificate must be the Author of Send/Delete; a
+// medical house may send for any (valid) physician.
+TEST_F(ApiTest, MediPrimaAuthorMustBeTheAuthenticatedPhysician) {
+  const std::string own = ConformanceFile("mediprima/valid/send_bis.xml");
+  const std::string other =
+      ConformanceFile("mediprima/invalid/PSL-MEDIPRIMA-AUTHOR-MISMATCH/send_other_physician.xml");
+  HttpResponse mine = Post(Doctor(), "/v1/amu", own);
+  EXPECT_EQ(mine.status, 202) << mine.body;
+  HttpResponse mismatch = Post(Doctor(), "/v1/amu", other);
+  ASSERT_EQ(mismatch.status, 422) << mismatch.body;
+  const Json e = Body(mismatch)["errors"][0];
+  EXPECT_EQ(e["code"], "PSL-MEDIPRIMA-AUTHOR-MISMATCH");
+  EXPECT_GT(e["line"].get<int>(), 0);
+  EXPECT_FALSE(e["path"].get<std::string>().empty());
+  HttpResponse house = Post(A(), "/v1/amu", other);
+  EXPECT_EQ(house.status, 202) << house.body;
+  // A medical house with a configured physician list: only those physicians.
+  config_.practices[kPracticeA].physicians = {kCorpusPhysician};
+  Rebuild();
+  EXPECT_EQ(Post(A(), "/v1/amu", own).status, 202);
+  HttpResponse unlisted = Post(A(), "/v1/amu", other);
+  ASSERT_EQ(unlisted.status, 422) << unlisted.body;
+  const Json u = Body(unlisted)["errors"][0];
+  EXPECT_EQ(u["code"], "PSL-MEDIPRIMA-AUTHOR-NOT-LISTED");
+  EXPECT_GT(u["line"].get<int>(), 0);
+  EXPECT_THAT(u["path"].get<std::string>(), HasSubstr("Author"));
+  // Not a physician at all is refused whoever sends it.
+  HttpResponse dentist =
+      Post(A(), "/v1/amu",
+           ConformanceFile("mediprima/invalid/PSL-MEDIPRIMA-AUTHOR-NOT-PHYSICIAN/" +
+                           std::string("send_author_dentist.xml")));
+  EXPECT_EQ(dentist.status, 422) << dentist.body;
+}
+
+TEST_F(ApiTest, SynchronousFlowAnswersShowTheDecisionAndReference) {
+  HttpResponse r = Post(A(), "/v1/amu", ConformanceFile("mediprima/valid/send_bis.xml"));
+  ASSERT_EQ(r.status, 202) << r.body;
+  const std::string id = Body(r)["id"];
+  StatusOr<std::optional<store::Lease>> lease =
+      store_->LeaseNext("690", clock_.Now(), std::chrono::seconds(30));
+  ASSERT_TRUE(lease.ok() && lease->has_value());
+  store::NewAnswer answer;
+  answer.document = "<SendUrgentMedicalAidAttestationResponse/>";
+  answer.decision = "accepted";
+  answer.insurer_reference = "UMA-2025-000001";
+  ASSERT_TRUE(store_->Ack(**lease, answer).ok());
+  HttpResponse status = Send(A(), "GET", "/v1/messages/" + id);
+  ASSERT_EQ(status.status, 200) << status.body;
+  const Json body = Body(status);
+  EXPECT_EQ(body["state"], "answered");
+  EXPECT_EQ(body["decision"], "accepted");
+  EXPECT_EQ(body["answer"]["insurer_reference"], "UMA-2025-000001");
+  EXPECT_FALSE(body.contains("returns"));
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -17,6 +18,7 @@
 #include "base/crypto_handles.h"
 #include "certs/key_store.h"
 #include "certs/trust_store.h"
+#include "codecs/genasync.h"
 #include "codecs/mhm_response.h"
 #include "codecs/schema_registry.h"
 #include "codecs/xml_parser.h"
@@ -25,6 +27,7 @@
 #include "gateway/delivery.h"
 #include "gateway/https_server.h"
 #include "gateway/log.h"
+#include "gateway/mailbox.h"
 #include "gateway/metrics.h"
 #include "gateway/routing.h"
 #include "store/audit.h"
@@ -147,8 +150,11 @@ struct App::Parts {
   std::map<std::string, SigningIdentity> practice_identities;
   X509StorePtr practice_trust;                        // verifies practices' own signatures
   std::map<std::string, X509StorePtr> insurer_trust;  // verifies each insurer's answers
+  // MyCareNet's encryption certificate per insurer key (eAttest seal recipient).
+  std::map<std::string, X509Ptr> encryption_certs;
   std::string pseudonym_key;
-  // The TLS leaves whose expiry /metrics shows: the server's and each insurer client's.
+  // The certificates whose expiry /readyz and /metrics show: the server's TLS leaf, each insurer
+  // client's, and each insurer's encryption certificate (eAttest).
   std::vector<std::pair<std::string, X509Ptr>> tls_certificates;
   std::unique_ptr<store::RocksDbStore> store;
   std::unique_ptr<RoutingTable> routing;
@@ -159,6 +165,7 @@ struct App::Parts {
   std::unique_ptr<Api> api;
   std::unique_ptr<HttpsSender> sender;
   std::unique_ptr<Delivery> delivery;
+  std::unique_ptr<Mailbox> mailbox;
   std::unique_ptr<HttpsServer> server;
   std::unique_ptr<HttpsServer> ops_server;
   std::atomic<bool> draining{false};
@@ -321,6 +328,17 @@ StatusOr<std::unique_ptr<App>> App::Start(const std::filesystem::path& config_fi
     if (!insurer.client.cert_file.empty()) {
       PSL_RETURN_IF_ERROR(leaf("insurer-" + key + "-client", insurer.client.cert_file));
     }
+    if (!insurer.encryption_cert_file.empty()) {
+      StatusOr<std::vector<X509Ptr>> certs =
+          certs::ReadPemCertificates(insurer.encryption_cert_file);
+      if (!certs.ok()) {
+        return Precondition("[insurers." + key + "] encryption_cert_file", certs.status());
+      }
+      X509* cert = certs->front().get();
+      X509_up_ref(cert);  // a second owner: the expiry list
+      p.tls_certificates.emplace_back("insurer-" + key + "-encryption", X509Ptr(cert));
+      p.encryption_certs.emplace(key, std::move(certs->front()));
+    }
   }
   StatusOr<std::string> pseudonym_key = store::ReadPseudonymKeyFile(c.store.pseudonym_key_file);
   if (!pseudonym_key.ok()) {
@@ -362,9 +380,21 @@ StatusOr<std::unique_ptr<App>> App::Start(const std::filesystem::path& config_fi
   p.sender = std::make_unique<HttpsSender>(c);
   AnswerParser parser = [&p](const store::Lease& lease,
                              std::string_view body) -> StatusOr<ParsedAnswer> {
+    if (lease.operation == "post" && (lease.flow_kind == MessageKindName(MessageKind::kClaim) ||
+                                      lease.flow_kind == MessageKindName(MessageKind::kAmu))) {
+      return ParsePostAnswer(lease, body, *p.schemas);  // the TAck (unsigned)
+    }
+    if (IsMediPrimaMessage(lease.flow_kind, lease.operation)) {
+      return ParseMediPrimaAnswer(lease, body, *p.schemas);  // unsigned eHealth body
+    }
     auto trust = p.insurer_trust.find(lease.destination);
     if (trust == p.insurer_trust.end()) {
       return Status::Invalid("no trust store for insurer " + lease.destination);
+    }
+    if (IsEAttestMessage(lease.flow_kind, lease.operation)) {
+      // Sealed for our Reply-to certificate (the gateway identity sealed the request).
+      return ParseEAttestAnswer(lease, body, *p.schemas, p.gateway_identity, trust->second.get(),
+                                p.clock);
     }
     StatusOr<codecs::MhmAnswer> answer =
         codecs::ParseMhmResponse(body, *p.schemas, trust->second.get(), p.clock);
@@ -393,8 +423,36 @@ StatusOr<std::unique_ptr<App>> App::Start(const std::filesystem::path& config_fi
       logger->Warn("delivery dead-lettered", {.message_id = message_id, .insurer = insurer});
     }
   };
+  DeliveryOptions delivery_options;
+  // A genasync post routed to the hub is addressed to the batch's own insurer.
+  delivery_options.genasync_destination = [&p](const store::Lease& lease) -> std::string {
+    if (lease.destination.size() == 3 &&
+        std::all_of(lease.destination.begin(), lease.destination.end(),
+                    [](char ch) { return ch >= '0' && ch <= '9'; })) {
+      return lease.destination;
+    }
+    codecs::ValidationReport report;
+    StatusOr<codecs::GenAsyncPost> post =
+        codecs::GenAsyncCodec(*p.schemas).Decode(lease.payload, &report);
+    return post.ok() ? post->destination : "MULTICAST";
+  };
   p.delivery = std::make_unique<Delivery>(c, p.store.get(), &p.clock, &p.gateway_identity,
-                                          p.sender.get(), std::move(parser), std::move(observer));
+                                          p.sender.get(), std::move(parser), std::move(observer),
+                                          std::move(delivery_options));
+  MailboxDeps mailbox;
+  mailbox.config = &p.config;
+  mailbox.queue = p.store.get();
+  mailbox.schemas = p.schemas.get();
+  mailbox.clock = &p.clock;
+  mailbox.identity = &p.gateway_identity;
+  mailbox.sender = p.sender.get();
+  mailbox.trust = [&p](const std::string& insurer) -> X509_STORE* {
+    auto it = p.insurer_trust.find(insurer);
+    return it == p.insurer_trust.end() ? nullptr : it->second.get();
+  };
+  mailbox.metrics = &p.metrics;
+  mailbox.logger = p.logger.get();
+  p.mailbox = std::make_unique<Mailbox>(std::move(mailbox));
 
   ApiDeps deps;
   deps.config = &p.config;
@@ -408,6 +466,9 @@ StatusOr<std::unique_ptr<App>> App::Start(const std::filesystem::path& config_fi
     deps.practice_identities.emplace(nihii, &identity);
   }
   deps.trust = p.practice_trust.get();
+  for (const auto& [key, cert] : p.encryption_certs) {
+    deps.encryption_certs.emplace(key, cert.get());
+  }
   deps.metrics = &p.metrics;
   deps.pseudonym_key = p.pseudonym_key;
   deps.readiness = [&p] {
@@ -443,6 +504,7 @@ StatusOr<std::unique_ptr<App>> App::Start(const std::filesystem::path& config_fi
   ops.max_connections = 64;
 
   p.delivery->Start();
+  p.mailbox->Start();
   Api* api = p.api.get();
   StatusOr<std::unique_ptr<HttpsServer>> ops_server = HttpsServer::Start(
       ops,
@@ -496,6 +558,9 @@ void App::Shutdown() {
   if (p.delivery) {
     p.delivery->Stop();  // each worker finishes its attempt; unfinished leases expire
   }
+  if (p.mailbox) {
+    p.mailbox->Stop();  // finishes its poll; an unconfirmed item comes back on the next get
+  }
   {
     std::lock_guard<std::mutex> lock(p.maintenance_mu);
     p.stop_maintenance = true;
@@ -511,6 +576,7 @@ void App::Shutdown() {
     p.ops_pool->Stop();
   }
   p.api.reset();
+  p.mailbox.reset();
   p.delivery.reset();
   p.store.reset();  // closes the DB last
   p.logger->Info("passerelle stopped");

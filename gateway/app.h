@@ -1,8 +1,8 @@
 // App: the composition root of `passerelle serve` (STYLE.md §2). Builds every part in dependency
 // order — libxml2/xmlsec globals, schemas, keys and trust stores, the store, routing, metrics, the
-// worker pool, the API, delivery, then the two HTTPS listeners — and tears them down in reverse
-// on Shutdown(): stop accepting, report not ready, drain requests in flight, stop the delivery
-// workers, join the pool, close the store.
+// worker pool, the API, delivery, the eFact mailbox poller, then the two HTTPS listeners — and
+// tears them down in reverse on Shutdown(): stop accepting, report not ready, drain requests in
+// flight, stop the delivery workers and the mailbox poller, join the pool, close the store.
 //
 // Thread-safety: Start, Shutdown and the destructor from one controlling thread; ports() and
 // the readiness probe from any thread.

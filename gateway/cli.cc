@@ -18,6 +18,7 @@
 #include "base/status.h"
 #include "certs/key_store.h"
 #include "certs/trust_store.h"
+#include "codecs/genasync.h"
 #include "codecs/schema_registry.h"
 #include "codecs/validator.h"
 #include "codecs/xades.h"
@@ -208,7 +209,15 @@ int Sign(const SignOptions& o, const Clock& clock, std::ostream& out, std::ostre
     }
     trust = std::move(store).value();
   }
-  auto signed_request = codecs::SignBlobRequest(*bytes, *identity, trust.get(), clock);
+  // A genasync post (eFact HCPFAC / ECM-HCPFAC) carries its signature in Xades-t.
+  bool genasync = false;
+  {
+    codecs::Problem problem;
+    StatusOr<XmlDocPtr> doc = codecs::ParseUntrustedXml(*bytes, codecs::XmlLimits{}, &problem);
+    genasync = doc.ok() && codecs::GenAsyncCodec::IsGenAsync(xmlDocGetRootElement(doc->get()));
+  }
+  auto signed_request = genasync ? codecs::SignGenAsyncPost(*bytes, *identity, trust.get(), clock)
+                                 : codecs::SignBlobRequest(*bytes, *identity, trust.get(), clock);
   if (!signed_request.ok()) {
     err << "passerelle: cannot sign: " << signed_request.status().message() << "\n";
     return signed_request.status().code() == StatusCode::kInvalid ? kExitInvalid : kExitEnvironment;
@@ -460,6 +469,29 @@ int KeysCheck(const std::string& file, std::ostream& out, std::ostream& err) {
   for (const auto& [key, insurer] : config->insurers) {
     if (!insurer.client.empty()) {
       check("insurers." + key + ".client", insurer.client);
+    }
+    if (!insurer.encryption_cert_file.empty()) {
+      // A certificate only (MyCareNet's: the eAttest seal's recipient); check-config already
+      // refused one that does not parse, has expired or has no RSA key.
+      Json line = {{"key", "insurers." + key + ".encryption_cert"}};
+      StatusOr<std::vector<X509Ptr>> loaded =
+          certs::ReadPemCertificates(insurer.encryption_cert_file);
+      if (!loaded.ok() || loaded->empty()) {
+        line["ok"] = false;
+        line["problem"] = loaded.ok() ? std::string("no certificate") : loaded.status().message();
+        result = kExitInvalid;
+      } else {
+        const std::chrono::seconds left = certs::SecondsToExpiry(loaded->front().get(), clock);
+        line["ok"] = left > window;
+        line["subject"] = certs::SubjectOf(loaded->front().get());
+        line["expires_in_seconds"] = left.count();
+        if (left <= window) {
+          line["problem"] = left.count() <= 0 ? "the certificate has expired"
+                                              : "the certificate expires within the warning window";
+          result = kExitInvalid;
+        }
+      }
+      out << JsonLine(line) << "\n";
     }
   }
   return result;

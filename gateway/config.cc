@@ -1,5 +1,6 @@
 #include "gateway/config.h"
 
+#include <openssl/evp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -12,6 +13,9 @@
 #include <string_view>
 #include <utility>
 
+#include <openssl/x509.h>
+
+#include "certs/trust_store.h"
 #include "codecs/identifiers.h"
 
 // toml++ is used header-only with exceptions off (TOML_EXCEPTIONS=0, TOML_HEADER_ONLY=1 come from
@@ -394,6 +398,23 @@ bool IsInsurerKey(const std::string& key) {
          });
 }
 
+// MyCareNet's encryption certificate (eAttest seal recipient): "" when usable, else the problem.
+std::string CheckEncryptionCert(const fs::path& file) {
+  StatusOr<std::vector<X509Ptr>> loaded = certs::ReadPemCertificates(file);
+  if (!loaded.ok() || loaded->empty())
+    return "is not a PEM certificate: " +
+           (loaded.ok() ? std::string("no certificate in the file") : loaded.status().message());
+  X509* cert = loaded->front().get();
+  if (X509_cmp_current_time(X509_get0_notBefore(cert)) > 0)
+    return "the encryption certificate is not valid yet";
+  if (X509_cmp_current_time(X509_get0_notAfter(cert)) < 0)
+    return "the encryption certificate has expired";
+  const EVP_PKEY* key = X509_get0_pubkey(cert);
+  if (key == nullptr || EVP_PKEY_base_id(key) != EVP_PKEY_RSA)
+    return "the encryption certificate must carry an RSA key (the seal uses RSA key transport)";
+  return "";
+}
+
 void ReadKeyFiles(Table& t, std::string_view prefix, KeyFiles* out, Need need) {
   const std::string p(prefix);
   t.File(p + "key_file", &out->key_file, FileKind::kSecret, need);
@@ -465,6 +486,12 @@ void ReadPractices(Loader* loader, Table t, std::map<std::string, PracticeConfig
     p.String("name", &practice.name);
     p.StringList("cert_subjects", &practice.cert_subjects, CheckSubject);
     p.StringList("cert_sha256", &practice.cert_sha256, CheckFingerprint);
+    p.StringList("physicians", &practice.physicians, [](std::string* value) -> std::string {
+      if (value->size() != 11 || !IsDigits(*value) || (*value)[0] != '1' ||
+          !codecs::CheckNihii(*value).ok())
+        return "must be a physician's NIHII: 11 digits starting with 1, valid check digits";
+      return "";
+    });
     if (practice.cert_subjects.empty() && practice.cert_sha256.empty())
       loader->Add(p.path(), p.where(),
                   "a practice needs cert_subjects or cert_sha256 to map its client certificate "
@@ -507,9 +534,26 @@ void ReadInsurers(Loader* loader, Table t, std::map<std::string, InsurerConfig>*
       }
       insurer.endpoints[kind] = url;
     }
-    if (insurer.endpoints.empty() && i.present())
+    for (auto [url_key, url] :
+         {std::pair<const char*, std::string*>{"mediprima_uma_url", &insurer.mediprima_uma_url},
+          {"mediprima_consult_url", &insurer.mediprima_consult_url},
+          {"eattest_url", &insurer.eattest_url}}) {
+      if (i.String(url_key, url) && !IsHttpsUrl(*url)) {
+        i.Problem(url_key, "must be an https:// URL with a host");
+        url->clear();
+      }
+    }
+    if (!ServesAnything(insurer) && i.present())
       loader->Add(i.path(), i.where(),
-                  "an insurer needs at least one of enrolment_url, claim_url, amu_url");
+                  "an insurer needs at least one of enrolment_url, claim_url, amu_url, "
+                  "eattest_url, mediprima_uma_url, mediprima_consult_url");
+    if (!insurer.eattest_url.empty() && insurer.endpoints.count(MessageKind::kClaim) == 0)
+      i.Problem("eattest_url",
+                "needs claim_url too: eAttest requests are claims and are routed like them");
+    i.File("encryption_cert_file", &insurer.encryption_cert_file, FileKind::kPublic);
+    if (!insurer.encryption_cert_file.empty() && loader->options().check_files)
+      if (std::string problem = CheckEncryptionCert(insurer.encryption_cert_file); !problem.empty())
+        i.Problem("encryption_cert_file", problem);
     i.File("client_key_file", &insurer.client.key_file, FileKind::kSecret, Need::kRequired);
     i.File("client_cert_file", &insurer.client.cert_file, FileKind::kPublic, Need::kRequired);
     i.File("client_chain_file", &insurer.client.chain_file, FileKind::kPublic);
@@ -554,6 +598,43 @@ void ReadRouting(Table t, const std::map<std::string, InsurerConfig>& insurers, 
 }
 
 }  // namespace
+
+std::string ServiceUrlKey(MessageKind kind, Service service) {
+  switch (service) {
+    case Service::kMediPrimaUma:
+      return "mediprima_uma_url";
+    case Service::kMediPrimaConsult:
+      return "mediprima_consult_url";
+    case Service::kEAttest:
+      return "eattest_url";
+    case Service::kDefault:
+      break;
+  }
+  return std::string(MessageKindName(kind)) + "_url";
+}
+
+std::string InsurerUrl(const InsurerConfig& insurer, MessageKind kind, Service service) {
+  switch (service) {
+    case Service::kMediPrimaUma:
+      return insurer.mediprima_uma_url;
+    case Service::kMediPrimaConsult:
+      return insurer.mediprima_consult_url;
+    case Service::kEAttest:
+      if (!insurer.eattest_url.empty())
+        return insurer.eattest_url;
+      kind = MessageKind::kClaim;
+      break;
+    case Service::kDefault:
+      break;
+  }
+  auto it = insurer.endpoints.find(kind);
+  return it == insurer.endpoints.end() ? std::string() : it->second;
+}
+
+bool ServesAnything(const InsurerConfig& insurer) {
+  return !insurer.endpoints.empty() || !insurer.mediprima_uma_url.empty() ||
+         !insurer.mediprima_consult_url.empty() || !insurer.eattest_url.empty();
+}
 
 const char* MessageKindName(MessageKind kind) {
   switch (kind) {
@@ -615,6 +696,16 @@ StatusOr<Config> ParseConfig(std::string_view text, const fs::path& path,
   ReadPractices(&loader, top.Sub("practices"), &config.practices);
   ReadInsurers(&loader, top.Sub("insurers"), &config.insurers);
   ReadRouting(top.Sub("routing"), config.insurers, &config.routing);
+  {
+    Table mailbox = top.Sub("mailbox");
+    mailbox.Bool("enabled", &config.mailbox.enabled);
+    mailbox.Millis("poll_interval_ms", &config.mailbox.poll_interval, 100, 86'400'000);
+    mailbox.Integer("max_messages", &config.mailbox.max_messages, 1, 1000);
+    mailbox.Millis("max_backoff_ms", &config.mailbox.max_backoff, 100, 86'400'000);
+    if (config.mailbox.max_backoff < config.mailbox.poll_interval)
+      mailbox.Problem("max_backoff_ms", "must not be below poll_interval_ms");
+    mailbox.Finish();
+  }
   {
     Table logging = top.Sub("logging");
     logging.Choice("level", &config.logging.level, {"debug", "info", "warn", "error"});

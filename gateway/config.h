@@ -88,6 +88,10 @@ struct PracticeConfig {
   std::vector<std::string> cert_subjects;  // RFC 2253 subjects of accepted client certificates
   std::vector<std::string> cert_sha256;    // or SHA-256 fingerprints, 64 hex digits, lowercase
   KeyFiles signing;                        // optional per-practice signing key
+  // MediPrima: the physicians (11-digit NIHII starting with 1) a medical house may send UMA
+  // attestations for (the Author of Send/Delete). Empty = any valid physician NIHII. A
+  // physician's own certificate is always compared with the Author instead.
+  std::vector<std::string> physicians;
 };
 
 struct RetryPolicy {
@@ -108,8 +112,19 @@ struct InsurerConfig {
   std::string key;  // the table name: a 3-digit code, or a name for a hub ("mycarenet")
   std::string name;
   std::map<MessageKind, std::string> endpoints;  // https:// URL per kind served
-  KeyFiles client;                               // mTLS client certificate (key is secret)
-  std::filesystem::path ca_file;                 // CAs the insurer's server certificate chains to
+  // MediPrima (the 690 destination, DOMAIN.md §4.5): the eHealth services a MediPrima request
+  // goes to, by operation (UMA v1: Send/Search/Delete; consultation v2); "" = not served here.
+  // An amu_url keeps serving the AMU eFact posts (ECM-HCPFAC, genasync).
+  std::string mediprima_uma_url;
+  std::string mediprima_consult_url;
+  // eAttest v3 (DOMAIN.md §4.2): the MyCareNet eAttest endpoint; "" = claim_url.
+  std::string eattest_url;
+  // PEM of the MyCareNet encryption certificate eAttest requests routed here are sealed for
+  // (checked at start-up and by check-config: parses, valid now, RSA key). "" = this insurer
+  // takes no eAttest (such a request is refused at intake).
+  std::filesystem::path encryption_cert_file;
+  KeyFiles client;                // mTLS client certificate (key is secret)
+  std::filesystem::path ca_file;  // CAs the insurer's server certificate chains to
   std::chrono::milliseconds connect_timeout{5'000};
   std::chrono::milliseconds request_timeout{30'000};
   std::uint32_t max_in_flight = 4;
@@ -117,10 +132,31 @@ struct InsurerConfig {
   CircuitBreakerPolicy breaker;
 };
 
+// Which of an insurer's endpoints a request goes to: the URL of its kind, or a per-service URL.
+enum class Service { kDefault, kMediPrimaUma, kMediPrimaConsult, kEAttest };
+// The configuration key of a service's URL ("mediprima_uma_url", ...; kDefault: "<kind>_url").
+std::string ServiceUrlKey(MessageKind kind, Service service);
+// The URL `insurer` serves `kind` / `service` at: kDefault = endpoints[kind]; kEAttest =
+// eattest_url, else endpoints[claim]; MediPrima = its per-service URL. "" when none.
+std::string InsurerUrl(const InsurerConfig& insurer, MessageKind kind, Service service);
+// Whether the insurer has any endpoint at all (a delivery lane is made for it).
+bool ServesAnything(const InsurerConfig& insurer);
+
 struct RoutingConfig {
   std::string hub;  // the [insurers.*] key receiving what no insurer route resolves; "" = none
   bool mutuality_to_union = true;  // a mutuality without its own table uses its union (x00)
   bool member_registry = true;     // ask the member registry when the message names no insurer
+};
+
+// [mailbox]: the Generic Async mailbox poller (eFact returns, DOMAIN.md §4.3). Every insurer with
+// a claim_url or amu_url is polled for every configured practice (11-digit NIHII).
+struct MailboxConfig {
+  bool enabled = true;
+  std::chrono::milliseconds poll_interval{60'000};  // between two gets of one insurer; 100 ms..24 h
+  std::uint32_t max_messages = 100;  // MsgQuery/Max and TAckQuery/Max per get; 1..1000
+  // After a failed get (transport, 5xx, fault, unusable answer) the next one waits
+  // poll_interval x 2^(failures-1), capped here; at least poll_interval.
+  std::chrono::milliseconds max_backoff{600'000};
 };
 
 struct AuthConfig {
@@ -145,6 +181,7 @@ struct Config {
   std::map<std::string, PracticeConfig> practices;  // by NIHII
   std::map<std::string, InsurerConfig> insurers;    // by key
   RoutingConfig routing;
+  MailboxConfig mailbox;
   LoggingConfig logging;
   std::chrono::hours key_expiry_warning = std::chrono::hours(24 * 30);  // [keys]
 };

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "certs/testing/test_pki.h"
 #include "gateway/cli.h"
 
 namespace psl::gateway {
@@ -135,7 +136,29 @@ TEST_F(ConfigTest, TheDeployExampleLoadsWithoutAnyProblem) {
   EXPECT_EQ(practice.cert_sha256.at(0),
             "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789");
   EXPECT_EQ(config->insurers.at("100").retry.cap, std::chrono::milliseconds(300'000));
-  EXPECT_EQ(config->insurers.size(), 2u);
+  EXPECT_EQ(config->insurers.size(), 3u);
+  EXPECT_EQ(config->insurers.at("690").mediprima_uma_url,
+            "https://services.ehealth.example/MediPrima/UMA/v1");
+  EXPECT_TRUE(config->mailbox.enabled);
+  EXPECT_EQ(config->mailbox.poll_interval, std::chrono::milliseconds(60'000));
+  EXPECT_EQ(config->mailbox.max_messages, 100u);
+}
+
+TEST_F(ConfigTest, MailboxSettingsAreReadAndChecked) {
+  auto config =
+      Load(std::string(kMinimal) +
+           "[mailbox]\npoll_interval_ms = 500\nmax_messages = 20\nmax_backoff_ms = 4000\n");
+  ASSERT_TRUE(config.ok()) << config.status().message();
+  EXPECT_EQ(config->mailbox.poll_interval, std::chrono::milliseconds(500));
+  EXPECT_EQ(config->mailbox.max_messages, 20u);
+  EXPECT_EQ(config->mailbox.max_backoff, std::chrono::milliseconds(4000));
+  auto bad = Load(std::string(kMinimal) +
+                  "[mailbox]\npoll_interval_ms = 5000\nmax_messages = 0\nmax_backoff_ms = 1000\n"
+                  "pol_interval = 1\n");
+  EXPECT_FALSE(bad.ok());
+  EXPECT_THAT(problems_, Contains(Field(&ConfigProblem::path, "mailbox.max_messages")));
+  EXPECT_THAT(problems_, Contains(Field(&ConfigProblem::path, "mailbox.max_backoff_ms")));
+  EXPECT_THAT(problems_, Contains(Field(&ConfigProblem::path, "mailbox.pol_interval")));
 }
 
 TEST_F(ConfigTest, UnknownKeyIsReportedWithItsPathAndLine) {
@@ -324,6 +347,86 @@ TEST_F(ConfigTest, CheckConfigCommandListsEveryProblemAndSetsTheExitCode) {
   out.str("");
   EXPECT_EQ(RunCli({"passerelle", "check-config", (dir_ / "absent.toml").string()}, out, err), 2);
   EXPECT_EQ(RunCli({"passerelle", "check-config"}, out, err), 2);
+}
+
+TEST_F(ConfigTest, MediPrimaAndEAttestEndpointsAreReadAndChecked) {
+  auto config = Load(std::string(kMinimal) +
+                     "[insurers.690]\n"
+                     "mediprima_uma_url = \"https://services.test/MediPrima/UMA/v1\"\n"
+                     "mediprima_consult_url = \"https://services.test/MediPrima/Consult/v2\"\n"
+                     "client_key_file = \"insurers/client.key\"\n"
+                     "client_cert_file = \"insurers/client.crt\"\n"
+                     "ca_file = \"insurers/ca.crt\"\n"
+                     "[insurers.300]\n"
+                     "claim_url = \"https://insurer-300.test/genasync\"\n"
+                     "eattest_url = \"https://services.test/MyCareNet/eAttest/v3\"\n"
+                     "client_key_file = \"insurers/client.key\"\n"
+                     "client_cert_file = \"insurers/client.crt\"\n"
+                     "ca_file = \"insurers/ca.crt\"\n");
+  ASSERT_TRUE(config.ok()) << config.status().message();
+  const InsurerConfig& mediprima = config->insurers.at("690");
+  EXPECT_TRUE(mediprima.endpoints.empty());  // an insurer may serve MediPrima only
+  EXPECT_TRUE(ServesAnything(mediprima));
+  EXPECT_EQ(InsurerUrl(mediprima, MessageKind::kAmu, Service::kMediPrimaUma),
+            "https://services.test/MediPrima/UMA/v1");
+  EXPECT_EQ(InsurerUrl(mediprima, MessageKind::kAmu, Service::kMediPrimaConsult),
+            "https://services.test/MediPrima/Consult/v2");
+  EXPECT_EQ(InsurerUrl(mediprima, MessageKind::kAmu, Service::kDefault), "");
+  const InsurerConfig& union300 = config->insurers.at("300");
+  EXPECT_EQ(InsurerUrl(union300, MessageKind::kClaim, Service::kEAttest),
+            "https://services.test/MyCareNet/eAttest/v3");
+  EXPECT_EQ(InsurerUrl(config->insurers.at("100"), MessageKind::kClaim, Service::kEAttest), "");
+
+  auto bad = Load(std::string(kMinimal) +
+                  "[insurers.690]\n"
+                  "mediprima_uma_url = \"http://services.test/MediPrima/UMA/v1\"\n"
+                  "eattest_url = \"https://services.test/MyCareNet/eAttest/v3\"\n"
+                  "client_key_file = \"insurers/client.key\"\n"
+                  "client_cert_file = \"insurers/client.crt\"\n"
+                  "ca_file = \"insurers/ca.crt\"\n");
+  EXPECT_FALSE(bad.ok());
+  EXPECT_THAT(problems_, Contains(ProblemAt("insurers.690.mediprima_uma_url", 24, "https://")));
+  EXPECT_THAT(problems_, Contains(ProblemAt("insurers.690.eattest_url", 25, "claim_url")));
+}
+
+TEST_F(ConfigTest, EncryptionCertificateMustBeAUsableRsaCertificate) {
+  const certs::testing::TestPki& pki = certs::testing::SharedTestPki();
+  ASSERT_TRUE(pki.ok());
+  auto with_cert = [&](const std::string& file) {
+    return Load(
+        ReplaceAll(kMinimal, "ca_file = \"insurers/ca.crt\"\n",
+                   "ca_file = \"insurers/ca.crt\"\nencryption_cert_file = \"" + file + "\"\n"));
+  };
+  auto good = with_cert((pki / "insurer-100.pem").string());
+  ASSERT_TRUE(good.ok()) << good.status().message();
+  EXPECT_EQ(good->insurers.at("100").encryption_cert_file, pki / "insurer-100.pem");
+
+  auto garbage = with_cert("insurers/ca.crt");  // "x"
+  EXPECT_FALSE(garbage.ok());
+  EXPECT_THAT(problems_, Contains(ProblemAt("insurers.100.encryption_cert_file", 23,
+                                            "not a PEM certificate")));
+  auto expired = with_cert((pki / "expired.pem").string());
+  EXPECT_FALSE(expired.ok());
+  EXPECT_THAT(problems_,
+              Contains(ProblemAt("insurers.100.encryption_cert_file", 23, "has expired")));
+  auto missing = with_cert("insurers/nothing.pem");
+  EXPECT_FALSE(missing.ok());
+  EXPECT_THAT(problems_,
+              Contains(ProblemAt("insurers.100.encryption_cert_file", 23, "does not exist")));
+}
+
+TEST_F(ConfigTest, PracticePhysiciansMustBePhysicianNihiis) {
+  const std::string practice =
+      "[practices.81234530]\ncert_sha256 = [\"" + std::string(64, 'a') +
+      "\"]\nphysicians = [\"11478761004\", \"81234530000\", \"11478762004\"]\n";
+  auto config = Load(std::string(kMinimal) + practice);
+  EXPECT_FALSE(config.ok());
+  EXPECT_THAT(problems_, Contains(ProblemAt("practices.81234530.physicians[1]", 25, "physician")));
+  EXPECT_THAT(problems_, Contains(ProblemAt("practices.81234530.physicians[2]", 25, "physician")));
+  auto good =
+      Load(std::string(kMinimal) + ReplaceAll(practice, ", \"81234530000\", \"11478762004\"", ""));
+  ASSERT_TRUE(good.ok()) << good.status().message();
+  EXPECT_THAT(good->practices.at("81234530").physicians, ElementsAre("11478761004"));
 }
 
 }  // namespace

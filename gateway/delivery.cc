@@ -5,6 +5,9 @@
 #include <ctime>
 #include <utility>
 
+#include "codecs/eattest.h"
+#include "codecs/genasync_mailbox.h"
+#include "codecs/mediprima.h"
 #include "codecs/mhm_rules.h"
 #include "codecs/soap.h"
 
@@ -22,8 +25,62 @@ std::optional<MessageKind> KindOf(std::string_view flow_kind) {
   return std::nullopt;
 }
 
-// The SOAPAction of a stored operation name (MhmOperationName values).
+bool IsGenAsyncFlow(std::string_view flow_kind, std::string_view operation) {
+  return (flow_kind == MessageKindName(MessageKind::kClaim) ||
+          flow_kind == MessageKindName(MessageKind::kAmu)) &&
+         operation == "post";
+}
+
+// The eAttest operation of a stored claim (EAttestOperationName values), or nullopt.
+std::optional<codecs::EAttestOperation> EAttestOperationOf(std::string_view flow_kind,
+                                                           std::string_view operation) {
+  if (flow_kind != MessageKindName(MessageKind::kClaim)) {
+    return std::nullopt;
+  }
+  for (codecs::EAttestOperation op :
+       {codecs::EAttestOperation::kSend, codecs::EAttestOperation::kCancel}) {
+    if (operation == codecs::EAttestOperationName(op)) {
+      return op;
+    }
+  }
+  return std::nullopt;
+}
+
+// The MediPrima operation of a stored AMU request (MediPrimaOperationName values), or nullopt
+// (the AMU eFact post is "post").
+std::optional<codecs::MediPrimaOperation> MediPrimaOperationOf(std::string_view flow_kind,
+                                                               std::string_view operation) {
+  if (flow_kind != MessageKindName(MessageKind::kAmu)) {
+    return std::nullopt;
+  }
+  return codecs::MediPrimaOperationNamed(operation);
+}
+
+// Which of the insurer's endpoints a stored message goes to.
+Service ServiceOf(std::string_view flow_kind, std::string_view operation) {
+  if (EAttestOperationOf(flow_kind, operation)) {
+    return Service::kEAttest;
+  }
+  if (auto op = MediPrimaOperationOf(flow_kind, operation)) {
+    return codecs::MediPrimaServiceOf(*op) == codecs::MediPrimaService::kUma
+               ? Service::kMediPrimaUma
+               : Service::kMediPrimaConsult;
+  }
+  return Service::kDefault;
+}
+
+// The SOAPAction of a stored operation name (MhmOperationName, EAttestOperationName,
+// MediPrimaOperationName values; "post" for genasync).
 std::optional<std::string> SoapActionFor(std::string_view flow_kind, std::string_view operation) {
+  if (IsGenAsyncFlow(flow_kind, operation)) {
+    return std::string(codecs::kGenAsyncPostAction);
+  }
+  if (auto op = EAttestOperationOf(flow_kind, operation)) {
+    return std::string(codecs::EAttestSoapAction(*op));
+  }
+  if (auto op = MediPrimaOperationOf(flow_kind, operation)) {
+    return std::string(codecs::MediPrimaSoapAction(*op));
+  }
   if (flow_kind == MessageKindName(MessageKind::kEnrolment)) {
     for (codecs::MhmOperation op :
          {codecs::MhmOperation::kSubscription, codecs::MhmOperation::kCancellation,
@@ -41,10 +98,74 @@ bool IsRetryableStatus(int status) {
   return status == 408 || status == 429 || status >= 500;
 }
 
+}  // namespace
+
+bool IsMediPrimaMessage(std::string_view flow_kind, std::string_view operation) {
+  return MediPrimaOperationOf(flow_kind, operation).has_value();
+}
+
+bool IsEAttestMessage(std::string_view flow_kind, std::string_view operation) {
+  return EAttestOperationOf(flow_kind, operation).has_value();
+}
+
+StatusOr<ParsedAnswer> ParseMediPrimaAnswer(const store::Lease& lease, std::string_view body_xml,
+                                            const codecs::SchemaRegistry& schemas) {
+  const std::optional<codecs::MediPrimaOperation> op =
+      MediPrimaOperationOf(lease.flow_kind, lease.operation);
+  if (!op) {
+    return Status::Invalid("not a MediPrima message");
+  }
+  StatusOr<codecs::MediPrimaAnswer> answer = codecs::ParseMediPrimaResponse(body_xml, schemas);
+  if (!answer.ok()) {
+    return answer.status();
+  }
+  if (answer->operation != *op) {
+    return Status::Invalid("the answer is for another MediPrima operation");
+  }
+  if (answer->in_response_to != "_" + lease.message_id) {
+    return Status::Invalid("the answer refers to another request");
+  }
+  ParsedAnswer parsed;
+  parsed.decision = answer->decision;
+  parsed.codes = answer->codes;
+  parsed.insurer_reference = answer->insurer_reference;
+  return parsed;
+}
+
+StatusOr<ParsedAnswer> ParseEAttestAnswer(const store::Lease& lease, std::string_view body_xml,
+                                          const codecs::SchemaRegistry& schemas,
+                                          const SigningIdentity& ours, X509_STORE* insurer_trust,
+                                          const Clock& clock) {
+  const std::optional<codecs::EAttestOperation> op =
+      EAttestOperationOf(lease.flow_kind, lease.operation);
+  if (!op) {
+    return Status::Invalid("not an eAttest message");
+  }
+  if (insurer_trust == nullptr) {
+    return Status::Invalid("no trust store for insurer " + lease.destination);
+  }
+  StatusOr<codecs::EAttestAnswer> answer =
+      codecs::ParseAttestationResponse(body_xml, schemas, ours, insurer_trust, clock);
+  if (!answer.ok()) {
+    return answer.status();
+  }
+  if (answer->operation != *op) {
+    return Status::Invalid("the answer is for another eAttest operation");
+  }
+  if (answer->input_reference != "_" + lease.message_id) {
+    return Status::Invalid("the answer refers to another request");
+  }
+  ParsedAnswer parsed;
+  parsed.decision = answer->decision;
+  parsed.codes = answer->codes;
+  parsed.insurer_reference = answer->insurer_reference;
+  return parsed;
+}
+
 // Text that came from the insurer or the network (a faultstring, a transport detail) before it is
 // stored as a reason and shown to the practice and ops: foreign text may quote a patient's NISS or
 // name, so runs of 6 or more digits are masked, control characters dropped and the length capped.
-std::string Sanitise(std::string_view foreign) {
+std::string SanitiseForeign(std::string_view foreign) {
   constexpr std::size_t kMaxLength = 200;
   std::string out;
   std::size_t i = 0;
@@ -74,7 +195,36 @@ std::string Sanitise(std::string_view foreign) {
   return out;
 }
 
-}  // namespace
+StatusOr<std::string> AddWsAddressing(std::string_view envelope, std::string_view action,
+                                      std::string_view to, std::string_view message_id) {
+  static constexpr std::string_view kHeaderEnd = "</soapenv:Header>";
+  const std::size_t at = envelope.find(kHeaderEnd);
+  if (at == std::string_view::npos) {
+    return Status::Invalid("the envelope has no soapenv:Header");
+  }
+  auto element = [](std::string_view name, std::string_view value) {
+    std::string out =
+        "<wsa:" + std::string(name) + " xmlns:wsa=\"" + std::string(kWsAddressingNs) + "\">";
+    for (char c : value) {  // URIs of ours; escaped all the same
+      if (c == '<') {
+        out += "&lt;";
+      } else if (c == '&') {
+        out += "&amp;";
+      } else {
+        out.push_back(c);
+      }
+    }
+    return out + "</wsa:" + std::string(name) + ">";
+  };
+  std::string out(envelope.substr(0, at));
+  out += element("Action", action);
+  out += element("To", to);
+  if (!message_id.empty()) {
+    out += element("MessageID", message_id);
+  }
+  out.append(envelope.substr(at));
+  return out;
+}
 
 // ---------------------------------------------------------------------------------------------
 
@@ -138,7 +288,7 @@ Delivery::Delivery(const Config& config, store::DurableQueue* queue, const Clock
       options_(options),
       run_once_rng_(options.seed) {
   for (const auto& [key, insurer] : config_.insurers) {
-    if (insurer.endpoints.empty()) {
+    if (!ServesAnything(insurer)) {
       continue;
     }
     auto lane = std::make_unique<Lane>();
@@ -421,18 +571,31 @@ Delivery::Outcome Delivery::Deliver(Lane* lane, const store::Lease& lease, std::
     return dead("no delivery profile for flow " + lease.flow_kind + " operation " +
                 lease.operation);
   }
-  auto endpoint = lane->config->endpoints.find(*kind);
-  if (endpoint == lane->config->endpoints.end()) {
-    return dead("insurer " + lane->insurer + " has no endpoint for " + lease.flow_kind);
+  const Service service = ServiceOf(lease.flow_kind, lease.operation);
+  const std::string endpoint = InsurerUrl(*lane->config, *kind, service);
+  if (endpoint.empty()) {
+    return dead("insurer " + lane->insurer + " has no " + ServiceUrlKey(*kind, service));
   }
-  StatusOr<HttpsUrl> url = ParseHttpsUrl(endpoint->second);
+  StatusOr<HttpsUrl> url = ParseHttpsUrl(endpoint);
   if (!url.ok()) {
     return dead("insurer endpoint is not usable: " + url.status().message());
   }
+  // eAttest numbers its attempts (urn:be:cin:nippin:attemptNbr, outside the sealed Detail): the
+  // stored request says 1, each delivery attempt says its own number.
+  std::string numbered;
+  if (EAttestOperationOf(lease.flow_kind, lease.operation)) {
+    StatusOr<std::string> with_attempt = codecs::SetAttemptNumber(
+        lease.payload, static_cast<int>(std::max<std::uint32_t>(1, lease.attempt)));
+    if (!with_attempt.ok()) {
+      return dead("cannot number the attempt: " + with_attempt.status().message());
+    }
+    numbered = std::move(with_attempt).value();
+  }
   codecs::SoapSecurityOptions soap_options;
   soap_options.ttl = options_.soap_ttl;
-  StatusOr<std::string> envelope =
-      codecs::BuildSoapRequest(lease.payload, soap_options, *identity_, *clock_);
+  StatusOr<std::string> envelope = codecs::BuildSoapRequest(
+      numbered.empty() ? std::string_view(lease.payload) : std::string_view(numbered), soap_options,
+      *identity_, *clock_);
   if (!envelope.ok()) {
     // The gateway's own key cannot sign (expired, ...): a failure of ours that may be fixed by
     // a key rotation, never the message's fault.
@@ -440,6 +603,20 @@ Delivery::Outcome Delivery::Deliver(Lane* lane, const store::Lease& lease, std::
                             milliseconds(0));
     *insurer_failed = false;  // our key, not the insurer
     return o;
+  }
+  if (IsGenAsyncFlow(lease.flow_kind, lease.operation)) {
+    // Generic Async routes on the WS-Addressing To (DOMAIN.md §1.3): the batch's insurer code.
+    std::string to = options_.genasync_destination ? options_.genasync_destination(lease) : "";
+    if (to.empty()) {
+      to = lease.destination;
+    }
+    StatusOr<std::string> addressed =
+        AddWsAddressing(*envelope, *action, std::string(codecs::kGenAsyncDestinationPrefix) + to,
+                        "urn:uuid:" + lease.message_id);
+    if (!addressed.ok()) {
+      return dead("cannot address the SOAP envelope: " + addressed.status().message());
+    }
+    envelope = std::move(addressed);
   }
   const HttpHeaders headers = {
       {"content-type", codecs::kSoap11ContentType},
@@ -450,7 +627,7 @@ Delivery::Outcome Delivery::Deliver(Lane* lane, const store::Lease& lease, std::
   const HttpsResult result = sender_->Send(lane->insurer, *url, headers, *envelope);
   if (result.error != TransportError::kNone) {
     return retry_later(std::string("transport: ") + TransportErrorName(result.error) + ": " +
-                           Sanitise(result.error_detail),
+                           SanitiseForeign(result.error_detail),
                        milliseconds(0));
   }
   const HttpResponse& response = result.response;
@@ -459,8 +636,8 @@ Delivery::Outcome Delivery::Deliver(Lane* lane, const store::Lease& lease, std::
   // SOAP 1.1 carries faults with HTTP 500: Client faults are final, Server faults may pass.
   StatusOr<codecs::SoapResponse> soap = codecs::ParseSoapResponse(response.body);
   if (soap.ok() && soap->fault) {
-    const std::string reason = status_text + " SOAP fault " + Sanitise(soap->fault->code) + ": " +
-                               Sanitise(soap->fault->message);
+    const std::string reason = status_text + " SOAP fault " + SanitiseForeign(soap->fault->code) +
+                               ": " + SanitiseForeign(soap->fault->message);
     if (soap->fault->code.rfind("Client", 0) == 0) {
       return dead("insurer refused the request: " + reason);
     }
@@ -481,7 +658,7 @@ Delivery::Outcome Delivery::Deliver(Lane* lane, const store::Lease& lease, std::
   }
   StatusOr<ParsedAnswer> parsed = parser_(lease, soap->body_xml);
   if (!parsed.ok()) {
-    return dead("insurer answer refused: " + Sanitise(parsed.status().message()));
+    return dead("insurer answer refused: " + SanitiseForeign(parsed.status().message()));
   }
   store::NewAnswer answer;
   answer.document = soap->body_xml;

@@ -6,6 +6,16 @@
 //                                                          back-off, Retry-After honoured
 //   other HTTP 4xx, SOAP Client fault, unverifiable answer, attempts or age exhausted
 //                                                        -> DeadLetter with the reason
+// Per flow: MHM requests go to the insurer's enrolment_url with the MHM SOAPAction; eFact posts
+// (flow_kind claim|amu, operation post) to its claim_url|amu_url with SOAPAction
+// kGenAsyncPostAction and WS-Addressing Action/To/MessageID headers (To =
+// urn:nip:destination:io:<insurer code>, DeliveryOptions::genasync_destination); eAttest
+// (claim, SendAttestation|CancelAttestation) to its eattest_url (else claim_url) with
+// EAttestSoapAction, the stored sealed request's attemptNbr set to the lease's attempt number
+// (1, 2, ...: SetAttemptNumber) on every attempt; MediPrima (amu, a MediPrimaOperationName) to
+// its mediprima_uma_url or mediprima_consult_url with MediPrimaSoapAction, unsigned body. The
+// answer parser (the app's) turns an MHM response, a TAck, an eAttest or MediPrima answer into
+// the answer.
 // Each insurer has max_in_flight worker threads (the in-flight cap) and one circuit breaker: after
 // failure_threshold consecutive failures no entry is leased for `open`, then half_open_probes
 // successful probes close it again. A crashed worker's lease simply expires (store contract), so
@@ -30,9 +40,12 @@
 #include <thread>
 #include <vector>
 
+#include <openssl/x509_vfy.h>
+
 #include "base/clock.h"
 #include "base/crypto_handles.h"
 #include "base/status.h"
+#include "codecs/schema_registry.h"
 #include "gateway/config.h"
 #include "gateway/http_types.h"
 #include "gateway/https_client.h"
@@ -76,12 +89,52 @@ struct ParsedAnswer {
 using AnswerParser =
     std::function<StatusOr<ParsedAnswer>(const store::Lease& lease, std::string_view body_xml)>;
 
+// The answer parsers of the synchronous flows the app's AnswerParser dispatches to (the MHM one
+// is codecs::ParseMhmResponse, the genasync TAck's ParsePostAnswer in mailbox.h):
+//  * MediPrima (flow_kind amu, operation a MediPrimaOperationName): the unsigned eHealth body
+//    (ParseMediPrimaResponse) must be the answer to this operation and carry InResponseTo =
+//    "_" + message id; decision accepted|refused|found|not-found, codes, insurer_reference = the
+//    attestation number (Send/Delete/Search) or the card's agreement/carmed number (Consult).
+//  * eAttest (flow_kind claim, operation SendAttestation|CancelAttestation): unsealed with
+//    `ours` (the identity that sealed the request: its certificate was the Reply-to), the
+//    insurer's signatures verified against `insurer_trust`; CommonOutput/InputReference must be
+//    "_" + message id; decision accepted|refused, codes, insurer_reference = invoicing number.
+// kInvalid when the answer is not acceptable (the delivery dead-letters it).
+StatusOr<ParsedAnswer> ParseMediPrimaAnswer(const store::Lease& lease, std::string_view body_xml,
+                                            const codecs::SchemaRegistry& schemas);
+StatusOr<ParsedAnswer> ParseEAttestAnswer(const store::Lease& lease, std::string_view body_xml,
+                                          const codecs::SchemaRegistry& schemas,
+                                          const SigningIdentity& ours, X509_STORE* insurer_trust,
+                                          const Clock& clock);
+// Whether a stored message is of those flows (by its flow_kind and operation).
+bool IsMediPrimaMessage(std::string_view flow_kind, std::string_view operation);
+bool IsEAttestMessage(std::string_view flow_kind, std::string_view operation);
+
+// Text that came from an insurer or the network (a faultstring, a transport detail), made fit to
+// store as a reason and show to practices and ops: runs of 6 or more digits masked ("[number]":
+// foreign text may quote a NISS), control characters dropped, length capped at 200.
+std::string SanitiseForeign(std::string_view foreign);
+
+// The WS-Addressing namespace of the genasync headers.
+inline constexpr std::string_view kWsAddressingNs = "http://www.w3.org/2005/08/addressing";
+
+// Adds wsa:Action, wsa:To and (when not empty) wsa:MessageID to the soapenv:Header of an envelope
+// made by codecs::BuildSoapRequest, after the wsse:Security header. They are not covered by the
+// WS-Security signature (the profile signs Body and Timestamp only) and carry no mustUnderstand.
+// kInvalid when the envelope has no soapenv:Header.
+StatusOr<std::string> AddWsAddressing(std::string_view envelope, std::string_view action,
+                                      std::string_view to, std::string_view message_id);
+
 struct DeliveryOptions {
   // Each worker looks for due entries at least this often (retries become due without a
   // notification); Notify wakes it at once for new messages.
   std::chrono::milliseconds idle_poll{200};
   std::chrono::seconds soap_ttl{60};  // WS-Security Timestamp lifetime
   std::uint64_t seed = 0;             // jitter; 0 = random_device
+  // The insurer code of a genasync post's WS-Addressing To (urn:nip:destination:io:<code>);
+  // empty function or "" = the lease's destination (right whenever that is an insurer code; a
+  // hub route needs the batch's own destination). Called on worker threads.
+  std::function<std::string(const store::Lease&)> genasync_destination;
 };
 
 // Told of every attempt's outcome ("answered", "retry", "dead", "breaker-open"); the app turns it

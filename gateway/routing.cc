@@ -19,7 +19,7 @@ RoutingTable::RoutingTable(const Config& config, MemberRegistryLookup registry,
                            DestinationRule rule)
     : routing_(config.routing), registry_(std::move(registry)), rule_(std::move(rule)) {
   for (const auto& [key, insurer] : config.insurers)
-    endpoints_[key] = insurer.endpoints;
+    insurers_[key] = insurer;
 }
 
 std::optional<std::string> RoutingTable::UnionOf(const std::string& mutuality) {
@@ -30,15 +30,15 @@ std::optional<std::string> RoutingTable::UnionOf(const std::string& mutuality) {
 
 StatusOr<Route> RoutingTable::ToInsurer(const std::string& key, const RoutingRequest& request,
                                         Route route) const {
-  auto insurer = endpoints_.find(key);
-  if (insurer == endpoints_.end())
+  auto insurer = insurers_.find(key);
+  if (insurer == insurers_.end())
     return Status::Invalid("insurer cannot be determined: no [insurers." + key + "] is configured");
-  auto endpoint = insurer->second.find(request.kind);
-  if (endpoint == insurer->second.end())
+  std::string url = InsurerUrl(insurer->second, request.kind, request.service);
+  if (url.empty())
     return Status::Invalid("insurer cannot be determined: [insurers." + key + "] has no " +
-                           MessageKindName(request.kind) + "_url");
+                           ServiceUrlKey(request.kind, request.service));
   route.insurer = key;
-  route.url = endpoint->second;
+  route.url = std::move(url);
   return route;
 }
 
@@ -60,7 +60,7 @@ StatusOr<Route> RoutingTable::ResolveDirect(const RoutingRequest& request) const
   route.source = "message";
   if (request.kind == MessageKind::kAmu) {
     // AMU patients are not insured: MediPrima pays through CAAMI-HZIV whatever the message says.
-    return ToInsurer(endpoints_.count(kMediPrima) ? kMediPrima : kCaami, request, std::move(route));
+    return ToInsurer(insurers_.count(kMediPrima) ? kMediPrima : kCaami, request, std::move(route));
   }
   if (route.mutuality.empty() && routing_.member_registry && registry_ &&
       !request.patient_pseudonym.empty()) {
@@ -91,13 +91,13 @@ StatusOr<Route> RoutingTable::ResolveDirect(const RoutingRequest& request) const
       code = *rewritten;
     }
   }
-  if (endpoints_.count(code))
+  if (insurers_.count(code))
     return ToInsurer(code, request, std::move(route));
   const std::string union_code = *UnionOf(code);
   if (!routing_.mutuality_to_union)
     return Status::Invalid("insurer cannot be determined: no [insurers." + code +
                            "] is configured and [routing] mutuality_to_union is off");
-  if (!endpoints_.count(union_code))
+  if (!insurers_.count(union_code))
     return Status::Invalid("insurer cannot be determined: neither [insurers." + code +
                            "] nor its union [insurers." + union_code + "] is configured");
   return ToInsurer(union_code, request, std::move(route));

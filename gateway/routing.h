@@ -7,6 +7,9 @@
 //      (first digit x 100) when [routing] mutuality_to_union allows it;
 //   4. when none of that leads to a configured insurer, the hub route ([routing] hub, e.g. the
 //      MyCareNet hub, which routes by itself), as DESIGN.md "Life of a message" 3 orders it.
+// The URL is the chosen insurer's endpoint for the request's kind, or for its service
+// (RoutingRequest::service: MediPrima UMA / consult, eAttest; config.h InsurerUrl); an insurer
+// without it does not serve the request (422 naming the missing key).
 // A destination hook may rewrite the mutuality code first (eFact's Solidaris rules, DOMAIN.md
 // §1.2: 304, 305, ... -> 300, 306 for medical houses); the enrolment flow does not use it.
 //
@@ -32,6 +35,9 @@ struct RoutingRequest {
   std::string mutuality;                 // 3-digit code from the message; "" when absent
   std::string patient_pseudonym;         // for the member registry; "" when unknown
   bool sender_is_medical_house = false;  // input to the destination hook (Solidaris 306)
+  // The endpoint of the chosen insurer: its kind's URL, or a per-service one (MediPrima UMA /
+  // consult, eAttest); an insurer without it does not serve the request.
+  Service service = Service::kDefault;
 };
 
 struct Route {
@@ -71,7 +77,7 @@ class RoutingTable {
   StatusOr<Route> ToInsurer(const std::string& key, const RoutingRequest& request,
                             Route route) const;
 
-  std::map<std::string, std::map<MessageKind, std::string>> endpoints_;  // insurer key -> kind
+  std::map<std::string, InsurerConfig> insurers_;  // by key (copies: the Config may go)
   RoutingConfig routing_;
   MemberRegistryLookup registry_;
   DestinationRule rule_;

@@ -227,5 +227,40 @@ TEST(RoutingTableTest, DestinationRuleRewritesTheCodeBeforeLookup) {
   EXPECT_EQ(table.Resolve(Enrolment("319"))->insurer, "319");
 }
 
+TEST(RoutingTableTest, ServicesRouteToTheirOwnUrls) {
+  Config config = TableConfig();
+  InsurerConfig mediprima = Insurer("690", {{MessageKind::kAmu, "https://mp/hcpfac_12"}});
+  mediprima.mediprima_uma_url = "https://mp/UMA/v1";
+  config.insurers["690"] = mediprima;
+  config.insurers["300"].eattest_url = "https://mc/eAttest/v3";
+  RoutingTable table(config);
+
+  RoutingRequest uma;
+  uma.kind = MessageKind::kAmu;
+  uma.service = Service::kMediPrimaUma;
+  StatusOr<Route> route = table.Resolve(uma);
+  ASSERT_TRUE(route.ok()) << route.status().ToString();
+  EXPECT_EQ(route->insurer, "690");
+  EXPECT_EQ(route->url, "https://mp/UMA/v1");
+  RoutingRequest consult = uma;
+  consult.service = Service::kMediPrimaConsult;
+  StatusOr<Route> no_consult = table.Resolve(consult);
+  ASSERT_FALSE(no_consult.ok());
+  EXPECT_THAT(no_consult.status().message(), HasSubstr("mediprima_consult_url"));
+  uma.service = Service::kDefault;  // the AMU eFact post keeps amu_url
+  EXPECT_EQ(table.Resolve(uma)->url, "https://mp/hcpfac_12");
+
+  RoutingRequest eattest;
+  eattest.kind = MessageKind::kClaim;
+  eattest.service = Service::kEAttest;
+  eattest.mutuality = "301";  // no table of its own: its union
+  StatusOr<Route> claim = table.Resolve(eattest);
+  ASSERT_TRUE(claim.ok()) << claim.status().ToString();
+  EXPECT_EQ(claim->insurer, "300");
+  EXPECT_EQ(claim->url, "https://mc/eAttest/v3");
+  eattest.mutuality = "100";  // no eattest_url: its claim_url
+  EXPECT_EQ(table.Resolve(eattest)->url, "https://mc/efact");
+}
+
 }  // namespace
 }  // namespace psl::gateway

@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """`make demo`: the gateway with simulated insurers, real traffic, the answers as a table.
 
-Starts the insurer simulator (unions 100-900) and `passerelle serve` on 127.0.0.1 under
-BUILD/demo, sends enrolments from two medical houses as practice software does (HTTPS with the
-practice's client certificate), waits for the insurers' answers, prints them, and keeps both
-running until Ctrl-C (PSL_DEMO_EXIT=1: stop right after the table).
+Starts the insurer simulator (unions 100-900 and MediPrima 690) and `passerelle serve` on
+127.0.0.1 under BUILD/demo, sends enrolments from two medical houses, a third-party-payer (eFact)
+batch, an AMU invoice, an eAttest v3 (sealed for MyCareNet's encryption certificate, here the
+simulator's) and a MediPrima UMA attestation as practice software does (HTTPS with the practice's
+client certificate), waits for the insurers' answers (for eFact: the TAck, then the return fetched from
+the practice's mailbox), prints them, and keeps both running until Ctrl-C (PSL_DEMO_EXIT=1: stop
+right after the table).
 
 Usage: demo.py BUILD_DIR SHARED_DIR
 """
@@ -31,14 +34,16 @@ def main():
     work = os.path.join(build, "demo")
     shutil.rmtree(work, ignore_errors=True)
     step("1. A test PKI (root and issuing CA, two medical houses, the gateway, insurers), keys and a config")
-    env = harness.Environment(build, shared, work, retry_base_ms=200, retry_cap_ms=2000)
+    env = harness.Environment(build, shared, work, insurers=harness.UNIONS + ["690"], retry_base_ms=200,
+                              retry_cap_ms=2000, claims=True, mailbox_poll_ms=500, flows=True)
     print("   state folder: " + work)
     try:
-        step("2. Simulated insurers for the unions %s (one HTTPS server, mTLS)" % ", ".join(harness.UNIONS))
+        step("2. Simulated insurers for the unions %s and MediPrima 690 (one HTTPS server, mTLS)"
+             % ", ".join(harness.UNIONS))
         env.start_simulator()
-        print("   insurer simulator on https://127.0.0.1:%d/insurers/<union>/mhm" % env.sim_port)
-        # The first attempt to union 500 meets a 503: the table shows the retry.
-        env.sim_faults({"insurer": "500", "fail_next": 1})
+        print("   insurer simulator on https://127.0.0.1:%d/insurers/<code>/mhm and .../genasync" % env.sim_port)
+        # The first enrolment attempt to union 500 meets a 503: the table shows the retry.
+        env.sim_faults({"insurer": "500", "operation": "mhm", "fail_next": 1})
         step("3. The gateway (passerelle serve): RocksDB store, synced group commit, delivery workers")
         env.start_gateway()
         print("   practices' API https://127.0.0.1:%d   ops https://127.0.0.1:%d" % (env.port, env.ops_port))
@@ -54,11 +59,27 @@ def main():
             print("   POST /v1/enrolments -> %d %s" % (status, json.dumps(reply)))
             sent.append((harness.PRACTICE_A, a, reply))
 
+        # The first patient's enrolment is answered before the second house asks for the same patient.
+        env.wait_final(a, sent[0][2]["id"])
         step("5. Medical house %s enrols the first patient too (the insurer will refuse: 260)" % harness.PRACTICE_B)
         status, _, reply = b.json("POST", "/v1/enrolments",
                                   harness.enrolment(shared, practice=harness.PRACTICE_B, patient=p1, mutuality="319"))
         print("   POST /v1/enrolments -> %d %s" % (status, json.dumps(reply)))
         sent.append((harness.PRACTICE_B, b, reply))
+
+        step("5b. Medical house %s sends a third-party-payer batch (eFact HCPFAC) and an AMU invoice (ECM-HCPFAC)"
+             % harness.PRACTICE_A)
+        for path, kind in (("/v1/claims", "claim"), ("/v1/amu", "amu")):
+            status, _, reply = a.json("POST", path, harness.claim(kind), {"Idempotency-Key": "demo-" + kind})
+            print("   POST %s -> %d %s" % (path, status, json.dumps(reply)))
+            sent.append((harness.PRACTICE_A, a, reply))
+
+        step("5c. An eAttest v3 (sealed for MyCareNet) and a MediPrima UMA attestation (to 690)")
+        for path, body, key in (("/v1/claims", harness.eattest(), "demo-eattest"),
+                                ("/v1/amu", harness.mediprima("send"), "demo-uma")):
+            status, _, reply = a.json("POST", path, body, {"Idempotency-Key": key})
+            print("   POST %s -> %d %s" % (path, status, json.dumps(reply)))
+            sent.append((harness.PRACTICE_A, a, reply))
 
         step("6. A request with one wrong check digit in the patient's NISS: refused at intake")
         bad = p2[:-1] + str((int(p2[-1]) + 1) % 10)
@@ -74,10 +95,18 @@ def main():
                 continue
             final = env.wait_final(client, reply["id"])
             answer = final.get("answer") or {}
-            rows.append((practice, reply["id"], final.get("insurer", reply.get("insurer")), final.get("state"),
-                         answer.get("decision", ""), ",".join(answer.get("codes", []) or []) or "-",
+            decision, codes = answer.get("decision", ""), answer.get("codes", []) or []
+            if reply.get("flow") == "efact":
+                # The TAck ("received"), then the eFact return from the insurer's mailbox.
+                final = env.wait_decision(client, reply["id"], ("accepted", "refused", "accepted-with-errors"))
+                decision = " -> ".join([answer.get("decision", "")] + [r["decision"] for r in final["returns"]])
+                codes = final.get("codes", [])
+            kind = reply.get("kind", "") + ("/" + reply["flow"] if reply.get("flow") else "")
+            rows.append((practice, kind, reply["id"], final.get("insurer", reply.get("insurer")),
+                         final.get("state"), decision, ",".join(codes) or "-",
                          answer.get("insurer_reference") or "-", str(final.get("attempts", ""))))
-        header = ("practice", "message id", "insurer", "state", "decision", "codes", "insurer ref", "attempts")
+        header = ("practice", "kind/flow", "message id", "insurer", "state", "decision", "codes", "insurer ref",
+                  "attempts")
         widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
         for r in [header] + rows:
             print("   " + "  ".join(str(v).ljust(w) for v, w in zip(r, widths)))
@@ -88,7 +117,8 @@ def main():
         print("   /readyz -> %d %s" % (status, body.decode("utf-8", "replace").strip()))
         metrics = ops.request("GET", "/metrics")[2].decode()
         for line in metrics.splitlines():
-            if line.startswith(("passerelle_requests_total", "passerelle_delivery_attempts_total")):
+            if line.startswith(("passerelle_requests_total", "passerelle_delivery_attempts_total",
+                                "passerelle_mailbox_returns_total")):
                 print("   " + line)
         status, _, verdict = env.auditor().json("GET", "/v1/audit/verify")
         print("   GET /v1/audit/verify -> %d %s" % (status, json.dumps(verdict)))

@@ -16,9 +16,15 @@ import secrets
 import signal
 import ssl
 import subprocess
+import sys
 import time
+import zlib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "conformance"))
+import generate_efact_corpus as efact_corpus  # noqa: E402
+import generate_eattest_corpus as eattest_corpus  # noqa: E402
+import generate_mediprima_corpus as mediprima_corpus  # noqa: E402
 PRACTICE_A = "81234530000"
 PRACTICE_B = "85432155100"
 UNIONS = ["100", "200", "300", "400", "500", "600", "900"]
@@ -70,6 +76,136 @@ def enrolment(shared, practice=PRACTICE_A, patient=SAMPLE_PATIENT, mutuality="31
             "<mc:Ssin>%s</mc:Ssin><mc:RegNrWithMut>%s</mc:RegNrWithMut><mc:Mutuality>%s</mc:Mutuality>"
             "</mc:CareReceiver>" % (patient, patient, mutuality))
     return envelope.encode("utf-8")
+
+
+# --- eFact (genasync post) claims -------------------------------------------------------------
+# The patients of the eFact corpus files (no log line may hold one).
+EFACT_PATIENTS = list(efact_corpus.SENSITIVE)
+_claim_counter = [0]
+
+
+def _medical_house_file():
+    """The corpus's valid medical-house file (sender PRACTICE_A, invoices for union 300)."""
+    with open(os.path.join(ROOT, "conformance", "efact", "valid", "hcpfac_medical_house_306.xml")) as f:
+        text = f.read()
+    m = re.search(r"<gen:Detail[^>]*>([^<]*)</gen:Detail>", text)
+    return zlib.decompress(base64.b64decode(m.group(1)), -15).decode("ascii")
+
+
+def _with_sender(text, practice, sender=efact_corpus.SENDER_NIHII):
+    """Every record naming `sender` (zone 14, positions 56-67) names `practice` (checksums
+    recomputed)."""
+    old, new = "0" + sender, "0" + practice
+    out = text[:efact_corpus.HEADER]
+    for at in range(efact_corpus.HEADER, len(text), efact_corpus.RECORD):
+        record = text[at:at + efact_corpus.RECORD]
+        if record[55:67] == old:
+            record = record[:55] + new + record[67:348]
+            record += "%02d" % efact_corpus.checksum(record[:348])
+        out += record
+    return out
+
+
+def _unique_reference(text):
+    """A distinct file reference (segment 200 zone 204), so that two files (and their returns)
+    never have the same bytes."""
+    _claim_counter[0] += 1
+    reference = "%014d" % (int(time.time() * 1000) % 10 ** 9 * 1000 + _claim_counter[0] % 1000)
+    at = text.index("00000000012345")
+    assert at < efact_corpus.HEADER
+    text = text[:at] + reference + text[at + 14:]
+    # Records 95 (per-insurer totals, no checksum) repeat its last 12 digits in zone 402.
+    out = text[:efact_corpus.HEADER]
+    for at in range(efact_corpus.HEADER, len(text), efact_corpus.RECORD):
+        record = text[at:at + efact_corpus.RECORD]
+        if record[:2] == "95":
+            record = record.replace("000000012345", reference[-12:], 1)
+        out += record
+    return out
+
+
+def claim_file(kind="claim", practice=PRACTICE_A, defect=None):
+    """An eFact 920000 file of `practice`: kind "claim" (HCPFAC, union 300) or "amu" (MediPrima,
+    690). `defect`: "checksum" (record 2 zone 28 changed without its checksum), "total" (record 5
+    zone 19 not the sum of its acts), "niss" (record 2 zone 8 with wrong check digits)."""
+    if kind == "amu":
+        text = _with_sender(efact_corpus.seed("valid-mediprima.txt"), practice)
+    else:
+        text = _medical_house_file()
+        if practice != PRACTICE_A:
+            text = _with_sender(text, practice, sender=PRACTICE_A)
+    text = _unique_reference(text)
+    if defect == "checksum":
+        text = efact_corpus.patch(text, 2, "28", "INV-1", "INV-X", keep_checksum=True)
+    elif defect == "total":
+        text = efact_corpus.patch(text, 5, "19", "+00000004040", "+00000004041")
+    elif defect == "niss":
+        text = efact_corpus.patch(text, 2, "8", "0017073003384", "0017073003385")
+    return text
+
+
+def claim(kind="claim", practice=PRACTICE_A, defect=None):
+    """A genasync post carrying claim_file(...) (MessageName HCPFAC, or ECM-HCPFAC for "amu"), as
+    practice software sends it, unsigned (Environment.signed adds the practice's Xades-t)."""
+    text = claim_file(kind, practice, defect)
+    body = efact_corpus.envelope("claim from practice software", text,
+                                 message_name="ECM-HCPFAC" if kind == "amu" else "HCPFAC",
+                                 origin_nihii=practice)
+    return body.encode("ascii")
+
+
+# --- eAttest v3 and MediPrima UMA / consult --------------------------------------------------
+# The patients of the eAttest and MediPrima builders below (no log line may hold one).
+EATTEST_PATIENT = eattest_corpus.PATIENT_NISS
+EATTEST_OTHER_PATIENT = eattest_corpus.PATIENT_OTHER
+MEDIPRIMA_BIS = mediprima_corpus.BIS
+MEDIPRIMA_NISS = mediprima_corpus.niss(85, 7, 30, 6)
+MEDIPRIMA_PHYSICIAN = mediprima_corpus.PHYSICIAN
+FLOW_PATIENTS = [EATTEST_PATIENT, EATTEST_OTHER_PATIENT, MEDIPRIMA_BIS, MEDIPRIMA_NISS]
+_flow_counter = [0]
+
+
+def eattest(practice=PRACTICE_A, patient=EATTEST_PATIENT, mutuality="319", op="send", **kw):
+    """An unsealed, unsigned eAttest v3 SendAttestationRequest (or op="cancel":
+    CancelAttestationRequest, kw invoicing_text=the number) dated today (Brussels), whose care
+    provider, kmehr sender and authors are `practice`, for `patient`, routed on `mutuality` (319 ->
+    union 300). Each call has its own kmehr request id."""
+    today = brussels_now().date()
+    eattest_corpus.TODAY = today  # the envelope's ReferenceDate
+    d = today.isoformat()
+    _flow_counter[0] += 1
+    stamp = brussels_now().strftime("%Y%m%d%H%M%S")
+    o = dict(op=op, request_author=practice, sender=practice, cga_author=practice,
+             cgd_author=practice, careprovider=practice, patient=patient, mutuality=mutuality,
+             request_date=d, cga_date=d, cgd_date=d, encounter=d, requestor_date=d,
+             request_id="%s.%s" % (practice, stamp))
+    o.update(kw)
+    return eattest_corpus.envelope("e2e eAttest %d" % _flow_counter[0], **o)
+
+
+def mediprima(op="send", ssin=MEDIPRIMA_BIS, number=None, author=MEDIPRIMA_PHYSICIAN):
+    """A MediPrima request dated today (Brussels): op "send" (a 30-day DOCTOR attestation),
+    "search" (by `number`, else by this month), "delete" (`number`) or "consult" (reference date
+    today), for the beneficiary `ssin` (NISS or BIS), authored by the physician `author`."""
+    today = brussels_now().date()
+    end = today + datetime.timedelta(days=29)
+    issue = {"Id": "_req-e2e",
+             "IssueInstant": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    auth = mediprima_corpus.author(mediprima_corpus.physician(author))
+    if op == "send":
+        doc = mediprima_corpus.send(ssin=ssin, start=today.isoformat(), end=end.isoformat(),
+                                    auth=auth, attrs=issue)
+    elif op == "search":
+        doc = mediprima_corpus.search(ssin=ssin, number=number,
+                                      start=None if number else today.isoformat(),
+                                      end=None if number else end.isoformat())
+    elif op == "delete":
+        doc = mediprima_corpus.delete(ssin=ssin, number=number, auth=auth)
+    elif op == "consult":
+        doc = mediprima_corpus.consult(ssin=ssin, reference=today.isoformat())
+    else:
+        raise ValueError(op)
+    return (mediprima_corpus.header("e2e MediPrima " + op) + doc).encode("utf-8")
 
 
 def subject_of(pem_file):
@@ -181,7 +317,8 @@ class Environment:
     """The PKI, keys, simulator and gateway of one test run, in `work`."""
 
     def __init__(self, build, shared, work, insurers=None, retry_base_ms=50, retry_cap_ms=400,
-                 max_attempts=8, breaker_threshold=1000, simulator_args=None):
+                 max_attempts=8, breaker_threshold=1000, simulator_args=None, claims=False,
+                 mailbox_poll_ms=None, flows=False):
         self.build = os.path.abspath(build)
         self.shared = os.path.abspath(shared)
         self.work = os.path.abspath(work)
@@ -191,6 +328,14 @@ class Environment:
         self.max_attempts = max_attempts
         self.breaker_threshold = breaker_threshold
         self.simulator_args = simulator_args or []
+        # claims: every union also gets a claim_url and 690 (if played) an amu_url, on the
+        # simulator's genasync endpoint; the gateway then polls their mailboxes.
+        self.claims = claims
+        # flows: every union also serves eAttest (eattest_url on the simulator, sealed for the
+        # simulator's signing certificate, which plays MyCareNet's encryption certificate) and
+        # 690 (if played) MediPrima UMA and consult.
+        self.flows = flows
+        self.mailbox_poll_ms = mailbox_poll_ms
         self.pki = os.path.join(self.work, "pki")
         self.gateway = None
         self.simulator = None
@@ -242,6 +387,20 @@ class Environment:
         assert status == 200, body
         return body
 
+    def sim_efact(self, control):
+        """POST /control/efact: the decision of the next accepted posts (simulator README)."""
+        status, _, body = self.simulator_client().json("POST", "/control/efact", json.dumps(control).encode(),
+                                                        content_type="application/json")
+        assert status == 200, body
+        return body
+
+    def sim_control(self, what, control):
+        """POST /control/<what> (mediprima, eattest: injected refusals; simulator README)."""
+        status, _, body = self.simulator_client().json("POST", "/control/" + what, json.dumps(control).encode(),
+                                                        content_type="application/json")
+        assert status == 200, body
+        return body
+
     def sim_faults(self, plan):
         status, _, body = self.simulator_client().json("POST", "/control/faults", json.dumps(plan).encode(),
                                                         content_type="application/json")
@@ -290,9 +449,20 @@ class Environment:
                       "signing_cert_file = " + q(self.pem(name + ".pem")),
                       "signing_chain_file = " + q(self.pem(name + "-chain.pem"))]
         for code in self.insurers:
+            urls = []
+            if code != "690":
+                urls.append('enrolment_url = "https://127.0.0.1:%d/insurers/%s/mhm"' % (self.sim_port, code))
+            if self.claims or (self.flows and code != "690"):
+                urls.append('%s_url = "https://127.0.0.1:%d/insurers/%s/genasync"'
+                            % ("amu" if code == "690" else "claim", self.sim_port, code))
+            if self.flows and code == "690":
+                urls += ['%s = "https://127.0.0.1:%d/insurers/690/mediprima"' % (key, self.sim_port)
+                         for key in ("mediprima_uma_url", "mediprima_consult_url")]
+            elif self.flows:
+                urls += ['eattest_url = "https://127.0.0.1:%d/insurers/%s/eattest"' % (self.sim_port, code),
+                         "encryption_cert_file = " + q(self.pem("insurer-100.pem"))]
             lines += ["", "[insurers.%s]" % code,
-                      'name = "Simulated insurer %s"' % code,
-                      'enrolment_url = "https://127.0.0.1:%d/insurers/%s/mhm"' % (self.sim_port, code),
+                      'name = "Simulated insurer %s"' % code] + urls + [
                       "client_key_file = " + q(self.pem("gateway.key")),
                       "client_cert_file = " + q(self.pem("gateway-fullchain.pem")),
                       "ca_file = " + q(self.pem("ca.pem")),
@@ -303,6 +473,9 @@ class Environment:
                       "[insurers.%s.breaker]" % code,
                       "failure_threshold = %d" % self.breaker_threshold, "open_ms = 200",
                       "half_open_probes = 1"]
+        if self.mailbox_poll_ms:
+            lines += ["", "[mailbox]", "poll_interval_ms = %d" % self.mailbox_poll_ms,
+                      "max_backoff_ms = %d" % max(self.mailbox_poll_ms, 2000), "max_messages = 100"]
         lines += ["", "[logging]", 'level = "info"', 'format = "json"', "", "[keys]", "expiry_warning_days = 30", ""]
         path = os.path.join(self.work, "passerelle.toml")
         with open(path, "w") as f:
@@ -353,6 +526,25 @@ class Environment:
     def wait_final(self, client, message_id, timeout=120):
         return self.wait_for(lambda: (lambda m: m if m.get("state") in ("answered", "dead") else None)(
             self.message(client, message_id)), "message %s to be answered or dead" % message_id, timeout)
+
+    def signed(self, post, practice=PRACTICE_A):
+        """`post` with its Xades-t by the practice's own key (`passerelle sign`)."""
+        name = "practice-" + practice
+        path = os.path.join(self.work, "unsigned-%d.xml" % secrets.randbelow(10 ** 9))
+        with open(path, "wb") as f:
+            f.write(post)
+        out = subprocess.run([os.path.join(self.build, "gateway", "passerelle"), "sign", "--no-validate",
+                              "--key", self.pem(name + ".key"), "--cert", self.pem(name + ".pem"),
+                              "--chain", self.pem(name + "-chain.pem"), path],
+                             check=True, capture_output=True)
+        os.remove(path)
+        return out.stdout
+
+    def wait_decision(self, client, message_id, decisions, timeout=120):
+        """Waits until the message's visible decision is one of `decisions` (an eFact claim:
+        after its TAck, the return fetched from the mailbox)."""
+        return self.wait_for(lambda: (lambda m: m if m.get("decision") in decisions else None)(
+            self.message(client, message_id)), "message %s to reach %s" % (message_id, decisions), timeout)
 
     def stop(self):
         for p in (self.gateway, self.simulator):

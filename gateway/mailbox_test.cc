@@ -1,0 +1,429 @@
+#include "gateway/mailbox.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <deque>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "base/digest.h"
+#include "certs/key_store.h"
+#include "certs/trust_store.h"
+#include "codecs/genasync_mailbox.h"
+#include "codecs/soap.h"
+#include "codecs/testing/efact_test_support.h"
+#include "codecs/testing/mhm_test_support.h"
+#include "codecs/testing/xades_test_support.h"
+#include "store/memory_store.h"
+
+namespace psl::gateway {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+constexpr char kPractice[] = "81234530000";
+constexpr char kOtherPractice[] = "85432155100";
+
+const certs::testing::TestPki& Pki() {
+  return certs::testing::SharedTestPki();
+}
+
+SigningIdentity LoadIdentity(const std::string& name) {
+  const std::filesystem::path chain = Pki() / (name + "-chain.pem");
+  StatusOr<SigningIdentity> id =
+      certs::LoadPemIdentity(Pki() / (name + ".key"), Pki() / (name + ".pem"), &chain, nullptr);
+  EXPECT_TRUE(id.ok()) << id.status().ToString();
+  return id.ok() ? std::move(id).value() : SigningIdentity{};
+}
+
+// Answers in the order given; records what was sent.
+class ScriptedSender final : public Sender {
+ public:
+  HttpsResult Send(const std::string& insurer, const HttpsUrl& url, const HttpHeaders& headers,
+                   std::string_view body) override {
+    std::lock_guard<std::mutex> lock(mu);
+    std::string action;
+    for (const auto& [k, v] : headers) {
+      if (k == "soapaction") {
+        action = v;
+      }
+    }
+    sent.push_back({insurer, url.target, action, std::string(body)});
+    if (script.empty()) {
+      HttpsResult r;
+      r.error = TransportError::kConnect;
+      r.error_detail = "nothing scripted";
+      return r;
+    }
+    HttpsResult r = script.front();
+    script.pop_front();
+    return r;
+  }
+
+  struct Sent {
+    std::string insurer;
+    std::string target;
+    std::string action;
+    std::string body;
+  };
+  std::mutex mu;
+  std::deque<HttpsResult> script;
+  std::vector<Sent> sent;
+};
+
+HttpsResult Soap(const std::string& body_xml) {
+  StatusOr<std::string> env = codecs::BuildSoapResponse(body_xml);
+  EXPECT_TRUE(env.ok()) << env.status().ToString();
+  HttpsResult r;
+  r.response.status = 200;
+  r.response.body = env.ok() ? *env : "";
+  return r;
+}
+
+HttpsResult Transport() {
+  HttpsResult r;
+  r.error = TransportError::kReset;
+  r.error_detail = "scripted";
+  return r;
+}
+
+class MailboxTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    codecs::xades_test::InitLibraries();
+    (void)codecs::mhm_test::TestSchemas();
+    ASSERT_TRUE(Pki().ok());
+  }
+
+  void SetUp() override {
+    gateway_key_ = LoadIdentity("gateway");
+    insurer_key_ = LoadIdentity("insurer-300");
+    StatusOr<X509StorePtr> trust = certs::LoadTrustStore(Pki() / "ca.pem");
+    ASSERT_TRUE(trust.ok());
+    trust_ = std::move(trust).value();
+    PracticeConfig practice;
+    practice.nihii = kPractice;
+    config_.practices[kPractice] = practice;
+    InsurerConfig insurer;
+    insurer.key = "300";
+    insurer.endpoints[MessageKind::kEnrolment] = "https://insurer-300.test/mhm";
+    insurer.endpoints[MessageKind::kClaim] = "https://insurer-300.test/genasync";
+    config_.insurers["300"] = insurer;
+    store_ = std::make_unique<store::MemoryStore>(&clock_);
+    logger_ = std::make_unique<Logger>(
+        LogLevel::kDebug, [this](std::string_view line) { log_lines_.emplace_back(line); },
+        &clock_);
+    MailboxDeps deps;
+    deps.config = &config_;
+    deps.queue = store_.get();
+    deps.schemas = &codecs::mhm_test::TestSchemas();
+    deps.clock = &clock_;
+    deps.identity = &gateway_key_;
+    deps.sender = &sender_;
+    deps.trust = [this](const std::string& key) -> X509_STORE* {
+      return key == "300" ? trust_.get() : nullptr;
+    };
+    deps.metrics = &metrics_;
+    deps.logger = logger_.get();
+    mailbox_ = std::make_unique<Mailbox>(std::move(deps));
+  }
+
+  void TearDown() override {
+    for (const std::string& line : log_lines_) {
+      for (std::string_view niss :
+           {codecs::efact_test::kPatientNiss1, codecs::efact_test::kPatientNiss2}) {
+        EXPECT_THAT(line, Not(HasSubstr(std::string(niss))));
+      }
+    }
+  }
+
+  // A claim of `practice` delivered to 300 (its TAck recorded).
+  std::string DeliveredClaim(const std::string& id, const std::string& practice = kPractice) {
+    store::NewMessage m;
+    m.id = id;
+    m.practice_nihii = practice;
+    m.flow_kind = "claim";
+    m.operation = "post";
+    m.destinations = {"300"};
+    m.body_sha256 = Sha256Hex(id);
+    m.payload = "<post/>";
+    EXPECT_TRUE(store_->Commit(std::move(m)).ok());
+    StatusOr<std::optional<store::Lease>> lease =
+        store_->LeaseNext("300", clock_.Now(), std::chrono::seconds(30));
+    EXPECT_TRUE(lease.ok() && lease->has_value());
+    store::NewAnswer tack;
+    tack.document = "<postResponse/>";
+    tack.decision = "received";
+    EXPECT_TRUE(store_->Ack(**lease, tack).ok());
+    return id;
+  }
+
+  std::string Return(codecs::EfactReturnKind kind,
+                     const std::vector<codecs::EfactReturnError>& errors = {}) {
+    StatusOr<std::string> file =
+        codecs::BuildEfactReturn(codecs::efact_test::SampleFile(), kind, errors);
+    EXPECT_TRUE(file.ok()) << file.status().ToString();
+    return file.ok() ? *file : "";
+  }
+
+  // A getResponse holding one message per (input reference, return file).
+  std::string GetResponse(const std::vector<std::pair<std::string, std::string>>& items) {
+    std::vector<codecs::MailboxMessageSpec> specs;
+    int n = 0;
+    for (const auto& [reference, content] : items) {
+      codecs::MailboxMessageSpec spec;
+      spec.message_name = "HCPFAC";
+      spec.input_reference = reference;
+      spec.output_reference = "OUT-" + std::to_string(++n);
+      spec.content = content;
+      specs.push_back(spec);
+    }
+    StatusOr<std::string> body = codecs::BuildGetResponse(specs, {}, insurer_key_, clock_);
+    EXPECT_TRUE(body.ok()) << body.status().ToString();
+    return body.ok() ? *body : "";
+  }
+
+  std::string ConfirmResponse() {
+    StatusOr<std::string> body = codecs::BuildConfirmResponse();
+    EXPECT_TRUE(body.ok());
+    return body.ok() ? *body : "";
+  }
+
+  std::vector<store::StoredAnswer> Answers(const std::string& id) {
+    StatusOr<std::vector<store::StoredAnswer>> a = store_->Answers(id);
+    EXPECT_TRUE(a.ok());
+    return a.ok() ? *a : std::vector<store::StoredAnswer>{};
+  }
+
+  SystemClock clock_;  // the test PKI is issued today: signatures are checked against now
+  Config config_;
+  SigningIdentity gateway_key_;
+  SigningIdentity insurer_key_;
+  X509StorePtr trust_;
+  ScriptedSender sender_;
+  Metrics metrics_;
+  std::unique_ptr<store::MemoryStore> store_;
+  std::unique_ptr<Logger> logger_;
+  std::vector<std::string> log_lines_;
+  std::unique_ptr<Mailbox> mailbox_;
+};
+
+TEST_F(MailboxTest, PollsInsurersWithAGenAsyncEndpointOnly) {
+  InsurerConfig mhm_only;
+  mhm_only.key = "500";
+  mhm_only.endpoints[MessageKind::kEnrolment] = "https://insurer-500.test/mhm";
+  config_.insurers["500"] = mhm_only;
+  MailboxDeps deps;
+  deps.config = &config_;
+  deps.queue = store_.get();
+  deps.schemas = &codecs::mhm_test::TestSchemas();
+  deps.clock = &clock_;
+  deps.identity = &gateway_key_;
+  deps.sender = &sender_;
+  Mailbox mailbox(std::move(deps));
+  EXPECT_EQ(mailbox.insurers(), std::vector<std::string>{"300"});
+  EXPECT_EQ(mailbox.RunOnce("500").gets, 0u);
+  EXPECT_TRUE(sender_.sent.empty());
+}
+
+TEST_F(MailboxTest, ReturnIsRecordedOnItsMessageAndOnlyThenConfirmed) {
+  const std::string id = DeliveredClaim("m-1");
+  sender_.script.push_back(
+      Soap(GetResponse({{id, Return(codecs::EfactReturnKind::kAcknowledged)}})));
+  sender_.script.push_back(Soap(ConfirmResponse()));
+  const MailboxStats stats = mailbox_->RunOnce("300");
+  EXPECT_EQ(stats.gets, 1u);
+  EXPECT_EQ(stats.recorded, 1u);
+  EXPECT_EQ(stats.orphans, 0u);
+  EXPECT_EQ(stats.confirmed, 1u);
+  EXPECT_EQ(stats.confirm_failures, 0u);
+
+  ASSERT_EQ(sender_.sent.size(), 2u);
+  EXPECT_EQ(sender_.sent[0].action, "\"" + std::string(codecs::kGenAsyncGetAction) + "\"");
+  EXPECT_EQ(sender_.sent[0].target, "/genasync");
+  EXPECT_THAT(sender_.sent[0].body, HasSubstr("wsse:Security"));  // signed by the gateway
+  StatusOr<codecs::SoapResponse> get = codecs::ParseSoapResponse(sender_.sent[0].body);
+  ASSERT_TRUE(get.ok()) << get.status().ToString();
+  StatusOr<codecs::GetRequest> parsed =
+      codecs::ParseGetRequest(get->body_xml, codecs::mhm_test::TestSchemas());
+  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+  EXPECT_EQ(parsed->origin_nihii, kPractice);
+  EXPECT_EQ(parsed->message_names, std::vector<std::string>{"HCPFAC"});
+  EXPECT_THAT(sender_.sent[0].body, HasSubstr("urn:nip:destination:io:300"));
+
+  EXPECT_EQ(sender_.sent[1].action, "\"" + std::string(codecs::kGenAsyncConfirmAction) + "\"");
+  StatusOr<codecs::SoapResponse> confirm = codecs::ParseSoapResponse(sender_.sent[1].body);
+  ASSERT_TRUE(confirm.ok());
+  StatusOr<codecs::ConfirmRequest> confirmed =
+      codecs::ParseConfirmRequest(confirm->body_xml, codecs::mhm_test::TestSchemas());
+  ASSERT_TRUE(confirmed.ok()) << confirmed.status().ToString();
+  ASSERT_EQ(confirmed->msg_hash_values.size(), 1u);
+
+  const std::vector<store::StoredAnswer> answers = Answers(id);
+  ASSERT_EQ(answers.size(), 2u);
+  EXPECT_EQ(answers[0].decision, "received");
+  EXPECT_EQ(answers[1].decision, "accepted");
+  EXPECT_EQ(answers[1].mailbox_key, confirmed->msg_hash_values[0]);
+  EXPECT_EQ(answers[1].insurer_reference, "OUT-1");
+  EXPECT_THAT(answers[1].document, HasSubstr("MsgResponse"));
+  EXPECT_THAT(
+      metrics_.Render(),
+      HasSubstr("passerelle_mailbox_returns_total{insurer=\"300\",outcome=\"recorded\"} 1"));
+}
+
+TEST_F(MailboxTest, RefusedReturnCarriesItsCodes) {
+  const std::string id = DeliveredClaim("m-2");
+  sender_.script.push_back(
+      Soap(GetResponse({{id, Return(codecs::EfactReturnKind::kRefused, {{"200802", 2, "8"}})}})));
+  sender_.script.push_back(Soap(ConfirmResponse()));
+  EXPECT_EQ(mailbox_->RunOnce("300").recorded, 1u);
+  const std::vector<store::StoredAnswer> answers = Answers(id);
+  ASSERT_EQ(answers.size(), 2u);
+  EXPECT_EQ(answers[1].decision, "refused");
+  EXPECT_EQ(answers[1].codes, std::vector<std::string>{"200802"});
+}
+
+TEST_F(MailboxTest, LostConfirmIsRepeatedAndTheReturnRecordedOnce) {
+  const std::string id = DeliveredClaim("m-3");
+  const std::string get = GetResponse({{id, Return(codecs::EfactReturnKind::kAcknowledged)}});
+  sender_.script.push_back(Soap(get));
+  sender_.script.push_back(Transport());  // the confirm is lost
+  MailboxStats first = mailbox_->RunOnce("300");
+  EXPECT_EQ(first.recorded, 1u);
+  EXPECT_EQ(first.confirm_failures, 1u);
+  EXPECT_EQ(first.get_failures, 0u);
+  // The item is still in the mailbox: the next get brings it again.
+  sender_.script.push_back(Soap(get));
+  sender_.script.push_back(Soap(ConfirmResponse()));
+  MailboxStats second = mailbox_->RunOnce("300");
+  EXPECT_EQ(second.recorded, 0u);
+  EXPECT_EQ(second.duplicates, 1u);
+  EXPECT_EQ(second.confirmed, 1u);
+  EXPECT_EQ(Answers(id).size(), 2u);  // the TAck and one return
+  EXPECT_EQ(sender_.sent.size(), 4u);
+}
+
+TEST_F(MailboxTest, UnverifiableItemIsNeitherRecordedNorConfirmed) {
+  const std::string id = DeliveredClaim("m-4");
+  std::string get = GetResponse({{id, Return(codecs::EfactReturnKind::kAcknowledged)}});
+  // Another insurer's trust: the signature does not reach an anchor.
+  StatusOr<X509StorePtr> empty = certs::LoadTrustStore(Pki() / "gateway.pem");
+  ASSERT_TRUE(empty.ok()) << empty.status().ToString();
+  X509StorePtr foreign = std::move(empty).value();
+  MailboxDeps deps;
+  deps.config = &config_;
+  deps.queue = store_.get();
+  deps.schemas = &codecs::mhm_test::TestSchemas();
+  deps.clock = &clock_;
+  deps.identity = &gateway_key_;
+  deps.sender = &sender_;
+  deps.trust = [&foreign](const std::string&) {
+    return foreign.get();
+  };
+  Mailbox mailbox(std::move(deps));
+  sender_.script.push_back(Soap(get));
+  const MailboxStats stats = mailbox.RunOnce("300");
+  EXPECT_EQ(stats.rejected, 1u);
+  EXPECT_EQ(stats.recorded, 0u);
+  EXPECT_EQ(sender_.sent.size(), 1u);  // no confirm
+  EXPECT_EQ(Answers(id).size(), 1u);
+}
+
+TEST_F(MailboxTest, ReturnOfAnUnknownOrForeignMessageIsAnOrphanAndConfirmed) {
+  const std::string other = DeliveredClaim("m-5", kOtherPractice);
+  sender_.script.push_back(Soap(
+      GetResponse({{"no-such-message", Return(codecs::EfactReturnKind::kAcknowledged)},
+                   {other, Return(codecs::EfactReturnKind::kRefused, {{"200802", 2, "8"}})}})));
+  sender_.script.push_back(Soap(ConfirmResponse()));
+  const MailboxStats stats = mailbox_->RunOnce("300");
+  EXPECT_EQ(stats.recorded, 2u);
+  EXPECT_EQ(stats.orphans, 2u);
+  EXPECT_EQ(stats.confirmed, 2u);
+  EXPECT_EQ(Answers(other).size(), 1u);  // not linked to another practice's message
+  StatusOr<store::OrphanReturnPage> orphans = store_->OrphanReturns({});
+  ASSERT_TRUE(orphans.ok());
+  EXPECT_EQ(orphans->returns.size(), 2u);
+}
+
+TEST_F(MailboxTest, FailedGetIsCountedAndNothingElseIsSent) {
+  sender_.script.push_back(Transport());
+  const MailboxStats stats = mailbox_->RunOnce("300");
+  EXPECT_EQ(stats.get_failures, 1u);
+  EXPECT_EQ(sender_.sent.size(), 1u);
+  HttpsResult server_error;
+  server_error.response.status = 503;
+  sender_.script.push_back(server_error);
+  EXPECT_EQ(mailbox_->RunOnce("300").get_failures, 1u);
+  EXPECT_EQ(mailbox_->stats().get_failures, 2u);
+}
+
+TEST_F(MailboxTest, PostAnswerIsTheTAckOfThisMessage) {
+  store::Lease lease;
+  lease.message_id = "m-6";
+  lease.flow_kind = "claim";
+  lease.operation = "post";
+  codecs::TAck tack;
+  tack.issuer = "urn:nip:issuer:io:300";
+  tack.applies_to = codecs::TAckAppliesTo("m-6");
+  tack.result_major = std::string(codecs::kTAckSuccess);
+  tack.reference = "NIP-1";
+  StatusOr<std::string> ok = codecs::BuildPostResponse(tack);
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  StatusOr<ParsedAnswer> received = ParsePostAnswer(lease, *ok, codecs::mhm_test::TestSchemas());
+  ASSERT_TRUE(received.ok()) << received.status().ToString();
+  EXPECT_EQ(received->decision, "received");
+  EXPECT_EQ(received->insurer_reference, "NIP-1");
+  EXPECT_TRUE(received->codes.empty());
+
+  tack.result_major = std::string(codecs::kTAckFailure);
+  tack.result_minor = "urn:nip:tack:result:minor:invalid";
+  StatusOr<std::string> refused_body = codecs::BuildPostResponse(tack);
+  ASSERT_TRUE(refused_body.ok());
+  StatusOr<ParsedAnswer> refused =
+      ParsePostAnswer(lease, *refused_body, codecs::mhm_test::TestSchemas());
+  ASSERT_TRUE(refused.ok());
+  EXPECT_EQ(refused->decision, "refused");
+  EXPECT_EQ(refused->codes, std::vector<std::string>{"urn:nip:tack:result:minor:invalid"});
+
+  lease.message_id = "m-7";
+  EXPECT_EQ(ParsePostAnswer(lease, *ok, codecs::mhm_test::TestSchemas()).status().code(),
+            StatusCode::kInvalid);
+}
+
+TEST_F(MailboxTest, MailboxTAckIsRecordedOnceAndConfirmedByItsContent) {
+  const std::string id = DeliveredClaim("m-8");
+  codecs::TAck tack;
+  tack.issuer = "urn:nip:issuer:io:300";
+  tack.applies_to = codecs::TAckAppliesTo(id);
+  tack.result_major = std::string(codecs::kTAckFailure);
+  tack.result_minor = "urn:nip:tack:result:minor:invalid";
+  tack.content = codecs::TAckContentFor("the post", tack.result_major);
+  StatusOr<std::string> get = codecs::BuildGetResponse({}, {tack}, insurer_key_, clock_);
+  ASSERT_TRUE(get.ok()) << get.status().ToString();
+  for (int round = 0; round < 2; ++round) {  // the first confirm is lost
+    sender_.script.push_back(Soap(*get));
+    sender_.script.push_back(round == 0 ? Transport() : Soap(ConfirmResponse()));
+    mailbox_->RunOnce("300");
+  }
+  const MailboxStats stats = mailbox_->stats();
+  EXPECT_EQ(stats.recorded, 1u);
+  EXPECT_EQ(stats.duplicates, 1u);
+  EXPECT_EQ(stats.confirmed, 1u);
+  ASSERT_EQ(sender_.sent.size(), 4u);
+  StatusOr<codecs::SoapResponse> confirm = codecs::ParseSoapResponse(sender_.sent[3].body);
+  ASSERT_TRUE(confirm.ok());
+  StatusOr<codecs::ConfirmRequest> confirmed =
+      codecs::ParseConfirmRequest(confirm->body_xml, codecs::mhm_test::TestSchemas());
+  ASSERT_TRUE(confirmed.ok()) << confirmed.status().ToString();
+  EXPECT_EQ(confirmed->tack_contents, std::vector<std::string>{tack.content});
+  const std::vector<store::StoredAnswer> answers = Answers(id);
+  ASSERT_EQ(answers.size(), 2u);
+  EXPECT_EQ(answers[1].decision, "refused");
+  EXPECT_EQ(answers[1].codes, std::vector<std::string>{"urn:nip:tack:result:minor:invalid"});
+}
+
+}  // namespace
+}  // namespace psl::gateway
