@@ -5,7 +5,7 @@ SHARED_DIR ?= $(abspath ../shared)
 CMAKE_FLAGS ?=
 MAKEFLAGS += --no-print-directory
 
-.PHONY: all bootstrap configure build test format format-check demo fuzz sanitize clean
+.PHONY: all bootstrap configure build test format format-check demo bench fuzz sanitize clean
 
 all: build
 
@@ -31,6 +31,17 @@ test: build format-check
 
 demo: build
 	@scripts/demo.sh $(BUILD_DIR)
+
+# The performance case (issue 6): installs the bench-only packages (the Python and Java peers,
+# gnuplot, perf), builds what the bench runs (an optimised build: the default RelWithDebInfo) and
+# runs every measurement; the report goes to load-tests/reports/. BENCH_ARGS=--quick for a
+# tooling check, --force to write a disturbed run (marked DISTURBED), --soak 30 for the soak.
+BENCH_ARGS ?=
+bench: configure
+	@scripts/bootstrap.sh bench
+	cmake --build $(BUILD_DIR) -j$(JOBS) --target passerelle insurer_simulator loadgen \
+	  codecs_benchmark store_benchmark
+	load-tests/bench --build-dir $(BUILD_DIR) --shared-dir $(SHARED_DIR) $(BENCH_ARGS)
 
 # The libFuzzer target (clang) seeded from the conformance corpus; FUZZ_SECONDS=60 by default.
 FUZZ_SECONDS ?= 60

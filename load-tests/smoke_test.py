@@ -4,8 +4,9 @@
 Starts the insurer simulator and `passerelle serve` in a temporary folder (conformance/e2e/
 harness.py), writes 60 valid enrolments from two medical houses for distinct patients, runs
 loadgen open-loop for 3 s at 20 requests/s over 4 connections, and asserts correctness only:
-every request got 202, no transport error, and every accepted message reaches "answered".
-Timings are printed, never asserted.
+every request got 202, no transport error, and every accepted message reaches "answered". Then
+one second of a templated mix (mix.py: 80 % valid, 20 % with a wrong NISS check digit) asserts
+that every response has the status its kind expects. Timings are printed, never asserted.
 
 Usage: smoke_test.py BUILD_DIR SHARED_DIR [unittest args]
 """
@@ -20,6 +21,9 @@ import unittest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "conformance", "e2e"))
 import harness  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import mix as mixlib  # noqa: E402
 
 BUILD = SHARED = None
 REQUESTS = 60
@@ -104,6 +108,28 @@ class LoadSmokeTest(unittest.TestCase):
             self.assertEqual(final["state"], "answered", final)
         for client in clients:
             client.close()
+
+        # The templated mix: kinds by weight, practices, a patient pool, 422s expected.
+        mix_file = mixlib.write_mix(SHARED, os.path.join(self.tmp, "mix"), invalid_weight=20, valid_weight=80,
+                                    pool=500)
+        mix_json = os.path.join(self.tmp, "loadgen-mix.json")
+        argv = [os.path.join(BUILD, "load-tests", "loadgen"),
+                "--url", "https://127.0.0.1:%d" % self.env.port, "--ca", self.env.pem("ca.pem"),
+                "--mix", mix_file, "--cert-dir", self.env.pki, "--phases", "10:1,30:0.5",
+                "--connections", str(CONNECTIONS), "--seed", "7", "--json-out", mix_json]
+        run = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+        with open(os.path.join(self.tmp, "loadgen-mix.out"), "w") as f:
+            f.write(run.stdout + run.stderr)
+        print(run.stdout, end="")
+        self.assertEqual(run.returncode, 0, run.stdout + run.stderr)
+        with open(mix_json) as f:
+            report = json.load(f)
+        self.assertEqual(report["scheduled"], 25, report)
+        self.assertEqual(report["sent"], 25, report)
+        self.assertEqual(report["transport_errors"], {}, report)
+        self.assertEqual(report["unexpected"], 0, report)
+        self.assertEqual(sum(k["sent"] for k in report["kinds"].values()), 25, report)
+        self.assertEqual(sum(b["requests"] for b in report["timeline"]), 25, report)
         self.passed = True
 
 

@@ -1,8 +1,20 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages Passerelle needs to build, test and run its demo.
 # Idempotent and fast when nothing is missing (one dpkg-query). Needs root or password-less sudo
-# only when something must be installed. Usage: scripts/bootstrap.sh [--check]
+# only when something must be installed. Usage: scripts/bootstrap.sh [bench] [--check]
+# `bench` adds the packages load-tests/bench needs (the Python and Java peers, the plot, perf);
+# CI never passes it.
 set -euo pipefail
+
+bench=0
+check=0
+for arg in "$@"; do
+  case "$arg" in
+    bench) bench=1 ;;
+    --check) check=1 ;;
+    *) echo "usage: scripts/bootstrap.sh [bench] [--check]" >&2; exit 2 ;;
+  esac
+done
 
 packages=(
   # toolchain
@@ -20,6 +32,13 @@ packages=(
   # make fuzz and make sanitize: clang with its sanitizer and libFuzzer runtimes
   clang libclang-rt-14-dev
 )
+if [ "$bench" -eq 1 ]; then
+  packages+=(
+    # load-tests/bench only: the Python peer (lxml, xmlsec), the Java peer (JAXP + Apache
+    # Santuario), the latency plot and the profile of a missed target
+    python3-lxml python3-xmlsec libxml-security-java openjdk-17-jdk-headless gnuplot-nox linux-perf
+  )
+fi
 
 missing=()
 for p in "${packages[@]}"; do
@@ -30,7 +49,7 @@ if [ ${#missing[@]} -eq 0 ]; then
   echo "bootstrap: all ${#packages[@]} packages present"
   exit 0
 fi
-if [ "${1:-}" = "--check" ]; then
+if [ "$check" -eq 1 ]; then
   echo "bootstrap: missing: ${missing[*]}"
   exit 1
 fi
