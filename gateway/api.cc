@@ -711,13 +711,14 @@ std::optional<HttpResponse> PrepareEAttest(XmlDocPtr doc, const codecs::SchemaRe
 }
 
 // A MediPrima UMA v1 or consult v2 request. `principal_nihii` is the authenticated NIHII; only a
-// physician's (1…) is compared with the Author (see api.h for the medical-house rule); a medical
-// house's Author must be in `physicians` when that list is not empty.
+// physician's (1…) is compared with the Author (see api.h for the medical-house rule); any other
+// practice's Author of Send/Delete must be in `physicians` (its configured list; nullptr or empty:
+// no physician, the request is refused).
 std::optional<HttpResponse> PrepareMediPrima(XmlDocPtr doc, const codecs::SchemaRegistry& schemas,
                                              const Clock& clock, const codecs::XmlLimits& limits,
                                              const std::string& pseudonym_key,
                                              const std::string& principal_nihii,
-                                             const std::vector<std::string>& physicians,
+                                             const std::vector<std::string>* physicians,
                                              Prepared* out, std::string* code) {
   codecs::MediPrimaCodec codec(schemas, clock, limits);
   codecs::ValidationReport report;
@@ -730,15 +731,21 @@ std::optional<HttpResponse> PrepareMediPrima(XmlDocPtr doc, const codecs::Schema
     return DecodeRefusal(decoded.status(), errors, code);
   }
   codecs::MediPrimaRequest& request = decoded.value();
-  if (!physician && !request.author_nihii.empty() && !physicians.empty() &&
-      std::find(physicians.begin(), physicians.end(), request.author_nihii) == physicians.end()) {
+  // Fail closed: a practice that is not itself a physician sends UMA Send/Delete only for the
+  // physicians its configuration lists; no list means none (never "any physician").
+  const bool authored = request.operation == codecs::MediPrimaOperation::kSendAttestation ||
+                        request.operation == codecs::MediPrimaOperation::kDeleteAttestation;
+  const bool listed = physicians != nullptr && std::find(physicians->begin(), physicians->end(),
+                                                         request.author_nihii) != physicians->end();
+  if (!physician && authored && !listed) {
     *code = "PSL-MEDIPRIMA-AUTHOR-NOT-LISTED";
     const xmlNode* root = xmlDocGetRootElement(request.document.get());
     const xmlNode* author = codecs::Child(root, codecs::kEhealthProtocolV2Namespace, "Author");
     const Json listed_errors =
         OneError(*code,
                  "the Author must be one of the physicians configured for the "
-                 "authenticated medical house ([practices.<nihii>] physicians)",
+                 "authenticated practice ([practices.<nihii>] physicians; none are configured "
+                 "when the list is empty)",
                  author != nullptr ? codecs::Line(author) : 0,
                  author != nullptr ? codecs::NodePath(author) : "");
     return ProblemResponse(Status::Invalid("the request has 1 problem(s); see errors"),
@@ -1118,12 +1125,11 @@ HttpResponse Api::Intake(const HttpRequest& request, const std::string& endpoint
                          deps_.pseudonym_key, principal->practice_nihii, &prepared, &ctx.code);
       break;
     case Codec::kMediPrima: {
-      static const std::vector<std::string> kAnyPhysician;
       const auto practice = deps_.config->practices.find(principal->practice_nihii);
       refused = PrepareMediPrima(
           std::move(doc).value(), *deps_.schemas, *deps_.clock, limits, deps_.pseudonym_key,
           principal->practice_nihii,
-          practice != deps_.config->practices.end() ? practice->second.physicians : kAnyPhysician,
+          practice != deps_.config->practices.end() ? &practice->second.physicians : nullptr,
           &prepared, &ctx.code);
       break;
     }
@@ -1183,16 +1189,22 @@ HttpResponse Api::Intake(const HttpRequest& request, const std::string& endpoint
   std::string payload;
   if (prepared.seal) {
     auto cert = deps_.encryption_certs.find(route->insurer);
-    if (cert == deps_.encryption_certs.end() || cert->second == nullptr ||
-        deps_.gateway_identity == nullptr) {
+    // The sealing identity is chosen as for signing (the practice's own key, else the
+    // gateway's); its certificate is the Reply-to the answer is sealed back to, and delivery
+    // opens the answer with the same choice (app.cc).
+    const SigningIdentity* sealer = deps_.gateway_identity;
+    if (auto it = deps_.practice_identities.find(principal->practice_nihii);
+        it != deps_.practice_identities.end() && it->second != nullptr) {
+      sealer = it->second;
+    }
+    if (cert == deps_.encryption_certs.end() || cert->second == nullptr || sealer == nullptr) {
       ctx.code = "PSL-SEAL";
       ctx.error = "no encryption_cert_file (or no gateway identity) for insurer " + route->insurer +
                   ": eAttest requests routed there cannot be sealed";
       return ProblemResponse(Status::Internal(ctx.error));
     }
-    StatusOr<std::string> sealed =
-        codecs::PrepareRequestXmlForInsurer(envelope_xml, *deps_.gateway_identity, cert->second, 1,
-                                            *deps_.schemas, *deps_.signing_clock);
+    StatusOr<std::string> sealed = codecs::PrepareRequestXmlForInsurer(
+        envelope_xml, *sealer, cert->second, 1, *deps_.schemas, *deps_.signing_clock);
     if (!sealed.ok()) {
       const Status& s = sealed.status();
       ctx.code = "PSL-SEAL";
@@ -1202,6 +1214,13 @@ HttpResponse Api::Intake(const HttpRequest& request, const std::string& endpoint
         return ProblemResponse(Status::Invalid("the request cannot be sealed"), &seal_errors);
       }
       ctx.error = "sealing failed: " + s.ToString();
+      if (s.code() == StatusCode::kFailedPrecondition) {
+        // A certificate (ours, or the recipient's) is not valid now: an operator must renew it
+        // (/readyz reports the key expiry); the practice retries later (503 + Retry-After).
+        return ProblemResponse(
+            Status::Unavailable("the request cannot be sealed now: a certificate of the gateway "
+                                "is not valid; retry later"));
+      }
       return ProblemResponse(Status::Internal(ctx.error));
     }
     payload = std::move(sealed).value();
@@ -1218,11 +1237,15 @@ HttpResponse Api::Intake(const HttpRequest& request, const std::string& endpoint
         prepared.verify(envelope_xml, deps_.trust, *deps_.signing_clock);
     if (!verified.ok()) {
       ctx.code = "PSL-XADES";
+      if (verified.status().code() == StatusCode::kFailedPrecondition) {
+        // Our side cannot verify (trust store, clock, ...): internal detail for the log only
+        // (STYLE.md §4); the practice gets a generic 500.
+        ctx.error = "signature verification failed: " + verified.status().ToString();
+        return ProblemResponse(Status::Internal("signature verification failed"));
+      }
       const Json sign_errors = OneError(ctx.code, verified.status().message());
       return ProblemResponse(
-          verified.status().code() == StatusCode::kFailedPrecondition
-              ? Status::Internal(verified.status().message())
-              : Status::Invalid("the request's " + prepared.signature_element + " does not verify"),
+          Status::Invalid("the request's " + prepared.signature_element + " does not verify"),
           &sign_errors);
     }
     const auto practice = deps_.config->practices.find(principal->practice_nihii);

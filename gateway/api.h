@@ -21,17 +21,19 @@
 //            EAttestCodec (authenticated practice = CareProvider and kmehr author); routed on
 //            Routing/CareReceiver/Mutuality (or the member registry, or the hub); id in root @Id;
 //            no XAdES of the practice: the request is sealed (PrepareRequestXmlForInsurer, the
-//            gateway identity as signer and Reply-to, the destination's encryption_cert_file)
+//            practice's own signing identity, else the gateway's, as signer and Reply-to —
+//            chosen as for signed requests; the destination's encryption_cert_file)
 //            and the SEALED request is what is committed; delivery numbers attempts.
 //          MediPrima UMA Send/Search/DeleteUrgentMedicalAidAttestation and consult v2
 //            ConsultCarmedIntervention: kind amu, flow mediprima; MediPrimaCodec; routed to 690
 //            (its mediprima_uma_url / mediprima_consult_url); id in root @Id; sent unsigned
 //            (MediPrima bodies carry no XAdES). Author rule: a physician's certificate (NIHII
-//            1…) must be the Author of Send/Delete (PSL-MEDIPRIMA-AUTHOR-MISMATCH, 422); a
-//            medical house's (8…) may send for the physicians of its [practices.<nihii>]
-//            physicians list (PSL-MEDIPRIMA-AUTHOR-NOT-LISTED, 422), for any valid physician
-//            NIHII when the list is empty (the codec still checks it is one). The patient
-//            pseudonym is of BeneficiarySsin (NISS or BIS).
+//            1…) must be the Author of Send/Delete (PSL-MEDIPRIMA-AUTHOR-MISMATCH, 422); any
+//            other practice (a medical house, 8…) may send Send/Delete only for the physicians
+//            of its [practices.<nihii>] physicians list, else PSL-MEDIPRIMA-AUTHOR-NOT-LISTED
+//            (422, a content error of the request like the other author rules); an empty or
+//            absent list allows no physician (fail closed). Search/Consult name no Author. The
+//            patient pseudonym is of BeneficiarySsin (NISS or BIS).
 //        A document sent to another kind's endpoint is a 422 naming the right one.
 //   GET  /v1/messages/{id}, /v1/messages/{id}/answer,
 //   /v1/messages?state=&kind=&since=&cursor=&limit=

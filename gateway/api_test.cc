@@ -198,7 +198,8 @@ class ApiTest : public ::testing::Test {
     a.cert_subjects = {peer_a_.subject};
     PracticeConfig b;
     b.nihii = kPracticeB;
-    b.cert_sha256 = {peer_b_.sha256};  // B is recognised by fingerprint
+    b.cert_sha256 = {peer_b_.sha256};   // B is recognised by fingerprint
+    a.physicians = {kCorpusPhysician};  // MediPrima UMA: the corpus author
     config_.practices[kPracticeA] = a;
     config_.practices[kPracticeB] = b;
     config_.auth.ops_token_sha256 = {Sha256Hex(kOpsToken)};
@@ -210,6 +211,7 @@ class ApiTest : public ::testing::Test {
     union300.key = "300";
     union300.endpoints[MessageKind::kEnrolment] = "https://insurer-300.test/mhm";
     union300.endpoints[MessageKind::kClaim] = "https://insurer-300.test/genasync";
+    union300.eattest_url = "https://insurer-300.test/eAttest/v3";
     config_.insurers["300"] = union300;
     InsurerConfig mediprima;
     mediprima.key = "690";
@@ -249,7 +251,7 @@ class ApiTest : public ::testing::Test {
     deps.audit = store_.get();
     deps.schemas = &codecs::mhm_test::TestSchemas();
     deps.clock = &clock_;
-    deps.signing_clock = &system_clock_;  // the test PKI is issued today, the samples are 2025
+    deps.signing_clock = signing_clock_;  // the test PKI is issued today, the samples are 2025
     deps.routing = routing_.get();
     deps.gateway_identity = &gateway_key_;
     deps.practice_identities[kPracticeA] = &practice_a_key_;
@@ -402,6 +404,7 @@ class ApiTest : public ::testing::Test {
 
   psl::testing::FakeClock clock_;
   SystemClock system_clock_;
+  const Clock* signing_clock_ = &system_clock_;
   Config config_;
   SigningIdentity practice_a_key_;
   SigningIdentity gateway_key_;
@@ -1222,7 +1225,8 @@ TEST_F(ApiTest, EAttestIsSealedForTheInsurersEncryptionCertificateAndQueued) {
   const std::string id = body["id"];
 
   // The committed payload is the sealed request: the insurer opens it with its key, attempt 1,
-  // the gateway's id as the envelope @Id, sealed and signed by the gateway identity.
+  // the gateway's id as the envelope @Id, sealed and signed by the practice's own identity (as
+  // its other requests are signed), which is also the Reply-to of the answer.
   StatusOr<std::optional<store::Lease>> lease =
       store_->LeaseNext("300", clock_.Now(), std::chrono::seconds(30));
   ASSERT_TRUE(lease.ok() && lease->has_value());
@@ -1234,7 +1238,10 @@ TEST_F(ApiTest, EAttestIsSealedForTheInsurersEncryptionCertificateAndQueued) {
   ASSERT_TRUE(opened.ok()) << opened.status().ToString();
   EXPECT_EQ(opened->envelope_id, "_" + id);
   EXPECT_EQ(opened->attempt_nbr, 1);
-  EXPECT_EQ(opened->signer_subject, certs::SubjectOf(gateway_key_.certificate.get()));
+  EXPECT_EQ(opened->signer_subject, certs::SubjectOf(practice_a_key_.certificate.get()));
+  ASSERT_NE(opened->reply_to, nullptr);
+  EXPECT_EQ(certs::SubjectOf(opened->reply_to.get()),
+            certs::SubjectOf(practice_a_key_.certificate.get()));
   EXPECT_THAT((*lease)->payload, HasSubstr("encryptedForKnownBED"));
 
   // The patient is audited as its pseudonym only.
@@ -1280,6 +1287,34 @@ TEST_F(ApiTest, InvalidEAttestIs422WithTheMyCareNetCodeAndPath) {
   EXPECT_EQ(other.status, 422) << other.body;
   EXPECT_THAT(other.body, HasSubstr("PSL-EATTEST-NOT-PRACTICE"));
   EXPECT_TRUE(notified_.empty());
+}
+
+// No eattest_url: the insurer takes no eAttest (never its claim_url, the genasync endpoint).
+TEST_F(ApiTest, EAttestToAnInsurerWithoutEAttestUrlIs422) {
+  config_.insurers["300"].eattest_url.clear();
+  Rebuild();
+  HttpResponse r = Post(A(), "/v1/claims", EAttestA("valid/send_basic.xml"));
+  EXPECT_EQ(r.status, 422) << r.body;
+  EXPECT_THAT(r.body, HasSubstr("eattest_url"));
+  EXPECT_TRUE(notified_.empty());
+}
+
+// Our certificate is expired at sealing time: not the practice's fault, and not permanent: 503 +
+// Retry-After, the detail in the log only.
+TEST_F(ApiTest, EAttestSealWithAnExpiredGatewayCertificateIs503) {
+  psl::testing::FakeClock later;
+  later.SetUtc(2200, 1, 2, 10, 0);  // after every certificate of the test PKI
+  signing_clock_ = &later;
+  Rebuild();
+  HttpResponse r = Post(A(), "/v1/claims", EAttestA("valid/send_basic.xml"));
+  EXPECT_EQ(r.status, 503) << r.body;
+  bool retry_after = false;
+  for (const auto& [name, value] : r.headers)
+    retry_after = retry_after || name == "retry-after";
+  EXPECT_TRUE(retry_after);
+  EXPECT_THAT(r.body, Not(HasSubstr("CN=")));
+  EXPECT_TRUE(notified_.empty());
+  api_.reset();  // before `later` goes
 }
 
 TEST_F(ApiTest, EAttestToAnInsurerWithoutEncryptionCertificateIsRefusedAndLogged) {
@@ -1364,11 +1399,7 @@ TEST_F(ApiTest, MediPrimaAuthorMustBeTheAuthenticatedPhysician) {
   EXPECT_EQ(e["code"], "PSL-MEDIPRIMA-AUTHOR-MISMATCH");
   EXPECT_GT(e["line"].get<int>(), 0);
   EXPECT_FALSE(e["path"].get<std::string>().empty());
-  HttpResponse house = Post(A(), "/v1/amu", other);
-  EXPECT_EQ(house.status, 202) << house.body;
   // A medical house with a configured physician list: only those physicians.
-  config_.practices[kPracticeA].physicians = {kCorpusPhysician};
-  Rebuild();
   EXPECT_EQ(Post(A(), "/v1/amu", own).status, 202);
   HttpResponse unlisted = Post(A(), "/v1/amu", other);
   ASSERT_EQ(unlisted.status, 422) << unlisted.body;
@@ -1382,6 +1413,21 @@ TEST_F(ApiTest, MediPrimaAuthorMustBeTheAuthenticatedPhysician) {
            ConformanceFile("mediprima/invalid/PSL-MEDIPRIMA-AUTHOR-NOT-PHYSICIAN/" +
                            std::string("send_author_dentist.xml")));
   EXPECT_EQ(dentist.status, 422) << dentist.body;
+}
+
+// Fail closed: a practice that is not a physician and lists no physician sends no UMA
+// Send/Delete (Search and Consult name no Author and stay allowed).
+TEST_F(ApiTest, MediPrimaPracticeWithoutPhysiciansCannotSendOrDelete) {
+  config_.practices[kPracticeA].physicians.clear();
+  Rebuild();
+  for (const char* file : {"mediprima/valid/send_bis.xml", "mediprima/valid/delete_bis.xml"}) {
+    HttpResponse r = Post(A(), "/v1/amu", ConformanceFile(file));
+    ASSERT_EQ(r.status, 422) << file << " " << r.body;
+    EXPECT_EQ(Body(r)["errors"][0]["code"], "PSL-MEDIPRIMA-AUTHOR-NOT-LISTED") << file;
+  }
+  EXPECT_EQ(Post(A(), "/v1/amu", ConformanceFile("mediprima/valid/consult_niss.xml")).status, 202);
+  EXPECT_EQ(Post(A(), "/v1/amu", ConformanceFile("mediprima/valid/search_by_number.xml")).status,
+            202);
 }
 
 TEST_F(ApiTest, SynchronousFlowAnswersShowTheDecisionAndReference) {

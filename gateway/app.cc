@@ -309,9 +309,18 @@ StatusOr<std::unique_ptr<App>> App::Start(const std::filesystem::path& config_fi
   }
   p.practice_trust = std::move(practice_trust).value();
   for (const auto& [key, insurer] : c.insurers) {
-    StatusOr<X509StorePtr> trust = certs::LoadTrustStore(insurer.ca_file);
+    // Answers and mailbox returns are verified against the insurer's signing CAs, not its TLS
+    // server CAs (ca_file is only the fallback of an older configuration; see config.h).
+    const char* trust_key = insurer.signing_ca_file.empty() ? "ca_file" : "signing_ca_file";
+    if (insurer.signing_ca_file.empty()) {
+      p.logger->Warn(
+          "insurer signing_ca_file is absent: answer signatures are verified against ca_file "
+          "(the TLS server CAs)",
+          {.insurer = key});
+    }
+    StatusOr<X509StorePtr> trust = certs::LoadTrustStore(insurer.SigningTrustFile());
     if (!trust.ok()) {
-      return Precondition("[insurers." + key + "] ca_file", trust.status());
+      return Precondition("[insurers." + key + "] " + trust_key, trust.status());
     }
     p.insurer_trust.emplace(key, std::move(trust).value());
   }
@@ -392,9 +401,24 @@ StatusOr<std::unique_ptr<App>> App::Start(const std::filesystem::path& config_fi
       return Status::Invalid("no trust store for insurer " + lease.destination);
     }
     if (IsEAttestMessage(lease.flow_kind, lease.operation)) {
-      // Sealed for our Reply-to certificate (the gateway identity sealed the request).
-      return ParseEAttestAnswer(lease, body, *p.schemas, p.gateway_identity, trust->second.get(),
-                                p.clock);
+      // Sealed for our Reply-to certificate: the identity that sealed the request, chosen as at
+      // intake (the practice's own key, else the gateway's). A request sealed by the gateway
+      // before the practice got its own key is still opened with the gateway's.
+      auto own = p.practice_identities.find(lease.practice_nihii);
+      if (own == p.practice_identities.end()) {
+        return ParseEAttestAnswer(lease, body, *p.schemas, p.gateway_identity, trust->second.get(),
+                                  p.clock);
+      }
+      StatusOr<ParsedAnswer> parsed =
+          ParseEAttestAnswer(lease, body, *p.schemas, own->second, trust->second.get(), p.clock);
+      if (!parsed.ok()) {
+        StatusOr<ParsedAnswer> legacy = ParseEAttestAnswer(
+            lease, body, *p.schemas, p.gateway_identity, trust->second.get(), p.clock);
+        if (legacy.ok()) {
+          return legacy;
+        }
+      }
+      return parsed;
     }
     StatusOr<codecs::MhmAnswer> answer =
         codecs::ParseMhmResponse(body, *p.schemas, trust->second.get(), p.clock);

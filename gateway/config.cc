@@ -338,6 +338,13 @@ class Table {
     }
   }
 
+  // A warning about `key` (at the key when present, else at the table).
+  void Warning(std::string_view key, std::string message) {
+    const toml::node* node = table_ ? table_->get(key) : nullptr;
+    loader_->Add(PathOf(key), node ? node->source() : where_, std::move(message),
+                 /*warning=*/true);
+  }
+
   void Problem(std::string_view key, std::string message) {
     const toml::node* node = table_ ? table_->get(key) : nullptr;
     loader_->Add(PathOf(key), node ? node->source() : where_, std::move(message));
@@ -554,11 +561,21 @@ void ReadInsurers(Loader* loader, Table t, std::map<std::string, InsurerConfig>*
     if (!insurer.encryption_cert_file.empty() && loader->options().check_files)
       if (std::string problem = CheckEncryptionCert(insurer.encryption_cert_file); !problem.empty())
         i.Problem("encryption_cert_file", problem);
+    if (!insurer.eattest_url.empty() && insurer.encryption_cert_file.empty())
+      i.Problem("eattest_url",
+                "needs encryption_cert_file too: every eAttest routed here is sealed for "
+                "MyCareNet's encryption certificate");
     i.File("client_key_file", &insurer.client.key_file, FileKind::kSecret, Need::kRequired);
     i.File("client_cert_file", &insurer.client.cert_file, FileKind::kPublic, Need::kRequired);
     i.File("client_chain_file", &insurer.client.chain_file, FileKind::kPublic);
     i.File("client_password_file", &insurer.client.password_file, FileKind::kSecret);
     i.File("ca_file", &insurer.ca_file, FileKind::kPublic, Need::kRequired);
+    i.File("signing_ca_file", &insurer.signing_ca_file, FileKind::kPublic);
+    if (insurer.signing_ca_file.empty())
+      i.Warning("signing_ca_file",
+                "is absent: the insurer's answer and return signatures are verified against "
+                "ca_file (its TLS server CAs); set signing_ca_file to the CAs its signing "
+                "certificates chain to");
     i.Millis("connect_timeout_ms", &insurer.connect_timeout, 100, 120'000);
     i.Millis("request_timeout_ms", &insurer.request_timeout, 100, 600'000);
     i.Integer("max_in_flight", &insurer.max_in_flight, 1, 1024);
@@ -620,10 +637,9 @@ std::string InsurerUrl(const InsurerConfig& insurer, MessageKind kind, Service s
     case Service::kMediPrimaConsult:
       return insurer.mediprima_consult_url;
     case Service::kEAttest:
-      if (!insurer.eattest_url.empty())
-        return insurer.eattest_url;
-      kind = MessageKind::kClaim;
-      break;
+      // No fallback to claim_url: that is the Generic Async endpoint, which dead-letters a
+      // sealed eAttest. No eattest_url = this insurer takes no eAttest (routing answers 422).
+      return insurer.eattest_url;
     case Service::kDefault:
       break;
   }

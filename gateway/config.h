@@ -89,8 +89,9 @@ struct PracticeConfig {
   std::vector<std::string> cert_sha256;    // or SHA-256 fingerprints, 64 hex digits, lowercase
   KeyFiles signing;                        // optional per-practice signing key
   // MediPrima: the physicians (11-digit NIHII starting with 1) a medical house may send UMA
-  // attestations for (the Author of Send/Delete). Empty = any valid physician NIHII. A
-  // physician's own certificate is always compared with the Author instead.
+  // attestations for (the Author of Send/Delete). Empty = none: the practice cannot send UMA
+  // Send/Delete (PSL-MEDIPRIMA-AUTHOR-NOT-LISTED). A physician's own certificate is always
+  // compared with the Author instead.
   std::vector<std::string> physicians;
 };
 
@@ -117,14 +118,23 @@ struct InsurerConfig {
   // An amu_url keeps serving the AMU eFact posts (ECM-HCPFAC, genasync).
   std::string mediprima_uma_url;
   std::string mediprima_consult_url;
-  // eAttest v3 (DOMAIN.md §4.2): the MyCareNet eAttest endpoint; "" = claim_url.
+  // eAttest v3 (DOMAIN.md §4.2): the MyCareNet eAttest endpoint; "" = this insurer takes no
+  // eAttest (routing refuses it with 422; never claim_url, the Generic Async endpoint).
   std::string eattest_url;
   // PEM of the MyCareNet encryption certificate eAttest requests routed here are sealed for
   // (checked at start-up and by check-config: parses, valid now, RSA key). "" = this insurer
   // takes no eAttest (such a request is refused at intake).
   std::filesystem::path encryption_cert_file;
   KeyFiles client;                // mTLS client certificate (key is secret)
-  std::filesystem::path ca_file;  // CAs the insurer's server certificate chains to
+  std::filesystem::path ca_file;  // CAs the insurer's server certificate chains to (TLS only)
+  // CAs the insurer's signing certificates chain to: every signature/seal of its answers and
+  // mailbox returns is verified against these. Optional for backward compatibility: "" = ca_file,
+  // reported as a warning by check-config and at start-up.
+  std::filesystem::path signing_ca_file;
+  // The file answer and return signatures are verified against (signing_ca_file, else ca_file).
+  const std::filesystem::path& SigningTrustFile() const {
+    return signing_ca_file.empty() ? ca_file : signing_ca_file;
+  }
   std::chrono::milliseconds connect_timeout{5'000};
   std::chrono::milliseconds request_timeout{30'000};
   std::uint32_t max_in_flight = 4;

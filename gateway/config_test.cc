@@ -63,11 +63,11 @@ dir = "schemas"
 [signing]
 key_file = "signing/gateway.key"
 cert_file = "signing/gateway.crt"
-
 [insurers.100]
 enrolment_url = "https://insurer-100.test/mhm"
 client_key_file = "insurers/client.key"
 client_cert_file = "insurers/client.crt"
+signing_ca_file = "insurers/signing-ca.crt"
 ca_file = "insurers/ca.crt"
 )";
 
@@ -80,9 +80,10 @@ class ConfigTest : public ::testing::Test {
     fs::remove_all(dir_);
     fs::create_directories(dir_ / "state");
     fs::create_directories(dir_ / "schemas");
-    for (const char* file : {"tls/server.crt", "tls/server.key", "tls/ca.crt", "keys/payload.key",
-                             "keys/pseudonym.key", "signing/gateway.key", "signing/gateway.crt",
-                             "insurers/client.key", "insurers/client.crt", "insurers/ca.crt"})
+    for (const char* file :
+         {"tls/server.crt", "tls/server.key", "tls/ca.crt", "keys/payload.key",
+          "keys/pseudonym.key", "signing/gateway.key", "signing/gateway.crt", "insurers/client.key",
+          "insurers/client.crt", "insurers/ca.crt", "insurers/signing-ca.crt"})
       WriteText(dir_ / file, "x");
   }
   void TearDown() override { fs::remove_all(dir_); }
@@ -259,11 +260,11 @@ cert_file = "signing/gateway.crt"
 
 [practices.12345678]
 cert_subjects = ["CN=a"]
-
 [insurers.100]
 enrolment_url = "http://insurer-100.test/mhm"
 client_key_file = "insurers/client.key"
 client_cert_file = "insurers/client.crt"
+signing_ca_file = "insurers/signing-ca.crt"
 ca_file = "insurers/ca.crt"
 [insurers.100.retry]
 base_ms = 5000
@@ -283,8 +284,8 @@ hub = "mycarenet"
                           ProblemAt("store.data_dir", 8, "neither does its parent"),
                           ProblemAt("store.sync", 11, "must be true"),
                           ProblemAt("practices.12345678", 20, "not a valid NIHII"),
-                          ProblemAt("insurers.100", 23, "at least one of enrolment_url"),
-                          ProblemAt("insurers.100.enrolment_url", 24, "https://"),
+                          ProblemAt("insurers.100", 22, "at least one of enrolment_url"),
+                          ProblemAt("insurers.100.enrolment_url", 23, "https://"),
                           ProblemAt("insurers.100.retry.cap_ms", 30, "not be below base_ms"),
                           ProblemAt("routing.hub", 33, "names no [insurers.mycarenet]")));
 }
@@ -360,6 +361,9 @@ TEST_F(ConfigTest, MediPrimaAndEAttestEndpointsAreReadAndChecked) {
                      "[insurers.300]\n"
                      "claim_url = \"https://insurer-300.test/genasync\"\n"
                      "eattest_url = \"https://services.test/MyCareNet/eAttest/v3\"\n"
+                     "encryption_cert_file = \"" +
+                     (certs::testing::SharedTestPki() / "insurer-100.pem").string() +
+                     "\"\n"
                      "client_key_file = \"insurers/client.key\"\n"
                      "client_cert_file = \"insurers/client.crt\"\n"
                      "ca_file = \"insurers/ca.crt\"\n");
@@ -387,6 +391,10 @@ TEST_F(ConfigTest, MediPrimaAndEAttestEndpointsAreReadAndChecked) {
   EXPECT_FALSE(bad.ok());
   EXPECT_THAT(problems_, Contains(ProblemAt("insurers.690.mediprima_uma_url", 24, "https://")));
   EXPECT_THAT(problems_, Contains(ProblemAt("insurers.690.eattest_url", 25, "claim_url")));
+  // eAttest is sealed: an eattest_url without encryption_cert_file is an error, not a 500 at
+  // intake for every eAttest.
+  EXPECT_THAT(problems_,
+              Contains(ProblemAt("insurers.690.eattest_url", 25, "encryption_cert_file")));
 }
 
 TEST_F(ConfigTest, EncryptionCertificateMustBeAUsableRsaCertificate) {
@@ -413,6 +421,29 @@ TEST_F(ConfigTest, EncryptionCertificateMustBeAUsableRsaCertificate) {
   EXPECT_FALSE(missing.ok());
   EXPECT_THAT(problems_,
               Contains(ProblemAt("insurers.100.encryption_cert_file", 23, "does not exist")));
+}
+
+// The insurer's answer/return signatures are verified against its signing CAs, not its TLS
+// server CAs; an older file without signing_ca_file still loads, with a warning (fallback).
+TEST_F(ConfigTest, InsurerSigningCaFileIsReadAndItsAbsenceIsAWarning) {
+  auto config = Load(kMinimal);
+  ASSERT_TRUE(config.ok()) << config.status().message();
+  const InsurerConfig& insurer = config->insurers.at("100");
+  EXPECT_EQ(insurer.signing_ca_file, dir_ / "insurers/signing-ca.crt");
+  EXPECT_EQ(insurer.SigningTrustFile(), dir_ / "insurers/signing-ca.crt");
+  EXPECT_EQ(insurer.ca_file, dir_ / "insurers/ca.crt");
+
+  auto old = Load(ReplaceAll(kMinimal, "signing_ca_file = \"insurers/signing-ca.crt\"\n", ""));
+  ASSERT_TRUE(old.ok()) << old.status().message();
+  ASSERT_EQ(problems_.size(), 1u);
+  EXPECT_TRUE(problems_[0].warning);
+  EXPECT_THAT(problems_[0], ProblemAt("insurers.100.signing_ca_file", 17, "ca_file"));
+  EXPECT_EQ(old->insurers.at("100").SigningTrustFile(), dir_ / "insurers/ca.crt");
+
+  auto missing = Load(ReplaceAll(kMinimal, "signing-ca.crt", "absent.crt"));
+  EXPECT_FALSE(missing.ok());
+  EXPECT_THAT(problems_,
+              ElementsAre(ProblemAt("insurers.100.signing_ca_file", 21, "does not exist")));
 }
 
 TEST_F(ConfigTest, PracticePhysiciansMustBePhysicianNihiis) {

@@ -1,12 +1,21 @@
 #include "gateway/mailbox.h"
 
+#include <libxml/tree.h>
+
 #include <algorithm>
+#include <functional>
 #include <utility>
 
 #include "base/digest.h"
+#include "base/xml_handles.h"
+#include "codecs/base64.h"
+#include "codecs/deflate.h"
 #include "codecs/genasync.h"
 #include "codecs/genasync_mailbox.h"
 #include "codecs/soap.h"
+#include "codecs/xades.h"
+#include "codecs/xml_parser.h"
+#include "codecs/xml_util.h"
 
 namespace psl::gateway {
 namespace {
@@ -31,6 +40,86 @@ std::string ClaimedMessageId(std::string_view reference) {
     return "";
   }
   return std::string(reference);
+}
+
+// The first genasync Detail element under `n` (depth first).
+const xmlNode* FindDetail(const xmlNode* n) {
+  for (; n != nullptr; n = n->next) {
+    if (n->type != XML_ELEMENT_NODE) {
+      continue;
+    }
+    if (codecs::IsElement(n, codecs::kGenAsyncNs, "Detail")) {
+      return n;
+    }
+    if (const xmlNode* found = FindDetail(n->children)) {
+      return found;
+    }
+  }
+  return nullptr;
+}
+
+// The eFact file reference (segment 200 zone 204, 14 digits) of a stored genasync post payload
+// (the envelope as stored: its Detail decoded, inflated when deflate). Errors name no value.
+StatusOr<std::string> StoredFileReference(std::string_view payload) {
+  codecs::XmlLimits limits;
+  limits.max_bytes = std::max(limits.max_bytes, payload.size() + 1);
+  StatusOr<XmlDocPtr> doc = codecs::ParseUntrustedXmlNamed(payload, limits, "the stored payload");
+  if (!doc.ok()) {
+    return doc.status();
+  }
+  const xmlNode* detail = FindDetail(xmlDocGetRootElement(doc->get()));
+  if (detail == nullptr) {
+    return Status::Invalid("the stored payload has no genasync Detail");
+  }
+  std::string text;
+  for (char c : codecs::Content(detail)) {
+    if (c != ' ' && c != '\n' && c != '\r' && c != '\t') {
+      text.push_back(c);
+    }
+  }
+  StatusOr<std::string> blob = codecs::DecodeBase64Of(text, "the stored Detail");
+  if (!blob.ok()) {
+    return blob.status();
+  }
+  std::string file = std::move(blob).value();
+  if (codecs::Attr(detail, "ContentEncoding") == "deflate") {
+    StatusOr<std::string> inflated = codecs::InflateRaw(file, 64 * 1024 * 1024);
+    if (!inflated.ok()) {
+      return inflated.status();
+    }
+    file = std::move(inflated).value();
+  }
+  if (file.size() < 34) {
+    return Status::Invalid("the stored eFact file has no segment 200");
+  }
+  return file.substr(20, 14);  // segment 200 zone 204 (as ParseEfactReturn reads the return's)
+}
+
+// The TAck as an element of its own (ParseGetResponse keeps only its fields).
+std::string SerialiseTAck(const codecs::TAck& t) {
+  XmlDocPtr doc(xmlNewDoc(codecs::ToXmlChar("1.0")));
+  xmlNode* root = xmlNewDocNode(doc.get(), nullptr, codecs::ToXmlChar("TAck"), nullptr);
+  xmlDocSetRootElement(doc.get(), root);
+  xmlNs* ns = xmlNewNs(root, codecs::ToXmlChar(codecs::kGenAsyncNs), codecs::ToXmlChar("gen"));
+  xmlSetNs(root, ns);
+  const std::pair<const char*, const std::string*> attrs[] = {{"Issuer", &t.issuer},
+                                                              {"AppliesTo", &t.applies_to},
+                                                              {"ResultMajor", &t.result_major},
+                                                              {"ResultMinor", &t.result_minor},
+                                                              {"ResultMessage", &t.result_message},
+                                                              {"Id", &t.id},
+                                                              {"Reference", &t.reference}};
+  for (const auto& [name, value] : attrs) {
+    if (!value->empty() || std::string_view(name) == "Issuer" ||
+        std::string_view(name) == "AppliesTo" || std::string_view(name) == "ResultMajor") {
+      codecs::SetAttribute(root, name, *value);
+    }
+  }
+  if (!t.content.empty()) {
+    xmlNodeAddContent(root, codecs::ToXmlChar(t.content));
+  }
+  StatusOr<std::string> out = codecs::SerialiseXml(doc.get());
+  return out.ok() ? *out : std::string("<TAck/>");
 }
 
 }  // namespace
@@ -60,6 +149,12 @@ Mailbox::Mailbox(MailboxDeps deps) : deps_(std::move(deps)) {
   for (const auto& [nihii, practice] : config.practices) {
     if (IsNihii11(nihii)) {
       practices_.push_back(nihii);
+    } else {
+      // Once, at construction (the gateway's start). A NIHII is not patient data.
+      Log(LogLevel::kWarn,
+          "practice's mailbox is never polled: its NIHII is not 11 digits (the get's Origin "
+          "needs the 11-digit NIHII)",
+          "", nihii, "");
     }
   }
   for (const auto& [key, insurer] : config.insurers) {
@@ -72,13 +167,9 @@ Mailbox::Mailbox(MailboxDeps deps) : deps_(std::move(deps)) {
       }
       const std::string name(kind == MessageKind::kClaim ? codecs::kHcpfacMessageName
                                                          : codecs::kMediPrimaMessageName);
-      auto same = std::find_if(lane.targets.begin(), lane.targets.end(),
-                               [&](const Target& t) { return t.url == endpoint->second; });
-      if (same != lane.targets.end()) {
-        same->message_names.push_back(name);
-      } else {
-        lane.targets.push_back({endpoint->second, {name}});
-      }
+      // One get per message name, even on one URL: MediPrima (ECM-HCPFAC) items are confirmed
+      // differently (DOMAIN.md §4.3 "by references"), so they are never mixed with HCPFAC.
+      lane.targets.push_back({endpoint->second, {name}});
     }
     if (!lane.targets.empty()) {
       lanes_.emplace(key, std::move(lane));
@@ -94,6 +185,9 @@ Mailbox::Mailbox(MailboxDeps deps) : deps_(std::move(deps)) {
     confirms_total_ = deps_.metrics->AddCounter("passerelle_mailbox_confirms_total",
                                                 "Mailbox confirm requests by insurer and outcome",
                                                 {"insurer", "outcome"});
+    unverified_gauge_ = deps_.metrics->AddGauge(
+        "passerelle_mailbox_unverified_items",
+        "Mailbox items failing verification in the latest get (left unconfirmed)", {"insurer"});
   }
 }
 
@@ -111,7 +205,26 @@ std::vector<std::string> Mailbox::insurers() const {
 
 MailboxStats Mailbox::stats() const {
   std::lock_guard<std::mutex> lock(stats_mu_);
-  return stats_;
+  MailboxStats out = stats_;
+  out.unverified_pending = 0;
+  for (const auto& [key, n] : unverified_) {
+    out.unverified_pending += n;
+  }
+  return out;
+}
+
+bool Mailbox::Stopping() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stopping_;
+}
+
+std::chrono::milliseconds Mailbox::BackoffDelay(std::uint32_t failures) const {
+  const MailboxConfig& config = deps_.config->mailbox;
+  std::chrono::milliseconds wait = config.poll_interval;
+  for (std::uint32_t i = 1; i < failures && wait < config.max_backoff; ++i) {
+    wait *= 2;
+  }
+  return std::min(wait, config.max_backoff);
 }
 
 void Mailbox::Start() {
@@ -154,12 +267,9 @@ void Mailbox::Work() {
       if (now >= lane.next_poll) {
         const MailboxStats done = RunOnce(key);
         std::chrono::milliseconds wait = config.poll_interval;
-        if (done.get_failures > 0) {
+        if (done.get_failures > done.practice_failures) {  // an insurer-level failure
           lane.failures = std::min<std::uint32_t>(lane.failures + 1, 30);
-          for (std::uint32_t i = 1; i < lane.failures && wait < config.max_backoff; ++i) {
-            wait *= 2;
-          }
-          wait = std::min(wait, config.max_backoff);
+          wait = BackoffDelay(lane.failures);
         } else {
           lane.failures = 0;
         }
@@ -188,16 +298,41 @@ MailboxStats Mailbox::RunOnce(const std::string& insurer) {
   }
   std::lock_guard<std::mutex> lock(run_mu_);
   for (const std::string& practice : practices_) {
+    if (Stopping()) {
+      break;
+    }
+    Backoff& backoff = practice_backoff_[insurer + "|" + practice];
+    if (backoff.failures > 0 && deps_.clock->Now() < backoff.next_poll) {
+      continue;  // this Origin is backing off (a fault / unusable answer for it)
+    }
+    bool insurer_failed = false;
+    bool practice_failed = false;
     for (const Target& target : lane->second.targets) {
-      if (!PollOne(lane->second, practice, target, &stats)) {
+      if (Stopping()) {
+        break;
+      }
+      const PollResult result = PollOne(lane->second, practice, target, &stats);
+      if (result == PollResult::kInsurerFailed) {
+        insurer_failed = true;
         break;  // the insurer is failing: the other targets wait for the back-off too
       }
+      practice_failed = practice_failed || result == PollResult::kPracticeFailed;
     }
-    if (stats.get_failures > 0) {
-      break;
+    if (insurer_failed) {
+      break;  // and the other practices too
+    }
+    if (practice_failed) {
+      backoff.failures = std::min<std::uint32_t>(backoff.failures + 1, 30);
+      backoff.next_poll = deps_.clock->Now() + BackoffDelay(backoff.failures);
+    } else {
+      backoff = Backoff{};
     }
   }
   std::lock_guard<std::mutex> stats_lock(stats_mu_);
+  stats_.unreadable += stats.unreadable;
+  stats_.link_refused += stats.link_refused;
+  stats_.tacks += stats.tacks;
+  stats_.practice_failures += stats.practice_failures;
   stats_.gets += stats.gets;
   stats_.get_failures += stats.get_failures;
   stats_.recorded += stats.recorded;
@@ -237,7 +372,11 @@ void Mailbox::Log(LogLevel level, std::string_view msg, const std::string& insur
 
 // One SOAP exchange: signed request, 2xx answer, no Fault; the Body's payload.
 StatusOr<std::string> Mailbox::Call(const std::string& insurer, const std::string& url,
-                                    std::string_view action, const std::string& body) {
+                                    std::string_view action, const std::string& body,
+                                    bool* insurer_level) {
+  bool dummy = false;
+  bool& level = insurer_level != nullptr ? *insurer_level : dummy;
+  level = false;
   StatusOr<HttpsUrl> parsed_url = ParseHttpsUrl(url);
   if (!parsed_url.ok()) {
     return Status::Invalid("insurer endpoint is not usable: " + parsed_url.status().message());
@@ -261,6 +400,7 @@ StatusOr<std::string> Mailbox::Call(const std::string& insurer, const std::strin
   };
   const HttpsResult result = deps_.sender->Send(insurer, *parsed_url, headers, *addressed);
   if (result.error != TransportError::kNone) {
+    level = true;
     return Status::Unavailable(std::string("transport: ") + TransportErrorName(result.error) +
                                ": " + SanitiseForeign(result.error_detail));
   }
@@ -271,6 +411,7 @@ StatusOr<std::string> Mailbox::Call(const std::string& insurer, const std::strin
                                ": " + SanitiseForeign(soap->fault->message));
   }
   if (result.response.status < 200 || result.response.status >= 300) {
+    level = true;
     return Status::Unavailable("insurer answered " + status_text);
   }
   if (!soap.ok()) {
@@ -279,8 +420,8 @@ StatusOr<std::string> Mailbox::Call(const std::string& insurer, const std::strin
   return std::move(soap->body_xml);
 }
 
-bool Mailbox::PollOne(const Lane& lane, const std::string& practice, const Target& target,
-                      MailboxStats* stats) {
+Mailbox::PollResult Mailbox::PollOne(const Lane& lane, const std::string& practice,
+                                     const Target& target, MailboxStats* stats) {
   const std::string& insurer = lane.insurer;
   codecs::GetRequest get;
   get.origin_nihii = practice;
@@ -293,11 +434,14 @@ bool Mailbox::PollOne(const Lane& lane, const std::string& practice, const Targe
     Log(LogLevel::kError, "mailbox get cannot be built", insurer, practice,
         get_body.status().message());
     ++stats->get_failures;
+    ++stats->practice_failures;
     Count(insurer, "gets", "failed");
-    return false;
+    return PollResult::kPracticeFailed;
   }
   ++stats->gets;
-  StatusOr<std::string> answer = Call(insurer, target.url, codecs::kGenAsyncGetAction, *get_body);
+  bool insurer_level = false;
+  StatusOr<std::string> answer =
+      Call(insurer, target.url, codecs::kGenAsyncGetAction, *get_body, &insurer_level);
   X509_STORE* trust = deps_.trust ? deps_.trust(insurer) : nullptr;
   StatusOr<codecs::GetResponse> response =
       answer.ok() ? (trust != nullptr
@@ -307,10 +451,15 @@ bool Mailbox::PollOne(const Lane& lane, const std::string& practice, const Targe
                   : StatusOr<codecs::GetResponse>(answer.status());
   if (!response.ok()) {
     ++stats->get_failures;
+    if (!insurer_level) {
+      ++stats->practice_failures;
+    }
     Count(insurer, "gets", "failed");
-    Log(LogLevel::kWarn, "mailbox get failed", insurer, practice,
-        SanitiseForeign(response.status().message()));
-    return false;
+    Log(LogLevel::kWarn,
+        insurer_level ? "mailbox get failed (the insurer backs off)"
+                      : "mailbox get failed (this practice backs off)",
+        insurer, practice, SanitiseForeign(response.status().message()));
+    return insurer_level ? PollResult::kInsurerFailed : PollResult::kPracticeFailed;
   }
   Count(insurer, "gets", "ok");
 
@@ -320,11 +469,25 @@ bool Mailbox::PollOne(const Lane& lane, const std::string& practice, const Targe
     Log(LogLevel::kWarn, "mailbox item rejected (not confirmed)", insurer, practice,
         SanitiseForeign(reason));
   }
+  {
+    std::lock_guard<std::mutex> lock(stats_mu_);
+    unverified_[insurer + "|" + practice + "|" + target.url] = response->rejected.size();
+    if (unverified_gauge_ != nullptr) {
+      std::uint64_t sum = 0;
+      for (const auto& [key, n] : unverified_) {
+        if (key.compare(0, insurer.size() + 1, insurer + "|") == 0) {
+          sum += n;
+        }
+      }
+      unverified_gauge_->WithLabels({insurer})->Set(static_cast<double>(sum));
+    }
+  }
 
   codecs::ConfirmRequest confirm;
   confirm.origin_nihii = practice;
   // Records one item; true when it is durably recorded (now or before): it may be confirmed.
-  auto record = [&](store::NewReturn item, const std::string& claimed) {
+  // `outcome_label` is the metric outcome of a new record that is not linked.
+  auto record = [&](store::NewReturn item, const std::string& claimed, const char* unlinked_label) {
     bool linked = false;
     if (!claimed.empty()) {
       StatusOr<store::MessageRecord> message = deps_.queue->Get(claimed);
@@ -349,11 +512,13 @@ bool Mailbox::PollOne(const Lane& lane, const std::string& practice, const Targe
       return true;
     }
     ++stats->recorded;
-    Count(insurer, "returns", linked ? "recorded" : "orphan");
+    Count(insurer, "returns", linked ? "recorded" : unlinked_label);
     if (!linked) {
       ++stats->orphans;
-      Log(LogLevel::kWarn, "mailbox return kept as an orphan", insurer, practice,
-          "no message of this practice sent to this insurer has this InputReference");
+      if (std::string_view(unlinked_label) == "orphan") {
+        Log(LogLevel::kWarn, "mailbox return kept as an orphan", insurer, practice,
+            "no message of this practice sent to this insurer has this InputReference");
+      }
     } else {
       Log(LogLevel::kInfo, "mailbox return recorded", insurer, practice, "", claimed);
     }
@@ -361,18 +526,26 @@ bool Mailbox::PollOne(const Lane& lane, const std::string& practice, const Targe
   };
 
   for (const codecs::MailboxMessage& m : response->messages) {
+    store::NewReturn item;
+    // Stable across re-serving with other compression: the inflated bytes, not HashValue.
+    item.mailbox_key = Sha256Hex(m.content + "|" + m.input_reference);
+    item.answer.document = m.document;
+    item.answer.insurer_reference =
+        !m.output_reference.empty() ? m.output_reference : m.nip_reference;
+    std::string claimed = ClaimedMessageId(m.input_reference);
     StatusOr<codecs::EfactReturn> parsed = codecs::ParseEfactReturn(m.content);
     if (!parsed.ok()) {
-      // Signed by the insurer but unreadable: kept in the mailbox for ops to look at.
-      ++stats->rejected;
-      Count(insurer, "returns", "rejected");
-      Log(LogLevel::kWarn, "mailbox return file unreadable (not confirmed)", insurer, practice,
-          SanitiseForeign(parsed.status().message()));
+      // Signed by the insurer but unreadable: kept (as an orphan: the link cannot be checked)
+      // for ops to look at, and confirmed so it does not starve the items behind it.
+      ++stats->unreadable;
+      Log(LogLevel::kWarn, "mailbox return file unreadable (recorded as an orphan, confirmed)",
+          insurer, practice, SanitiseForeign(parsed.status().message()));
+      item.answer.decision = "unreadable";
+      if (record(std::move(item), "", "unreadable")) {
+        confirm.msg_hash_values.push_back(m.hash_value);
+      }
       continue;
     }
-    store::NewReturn item;
-    item.mailbox_key = m.hash_value;
-    item.answer.document = m.document;
     item.answer.decision = std::string(codecs::EfactReturnDecision(parsed->kind));
     for (const codecs::EfactReturnError& e : parsed->errors) {
       if (std::find(item.answer.codes.begin(), item.answer.codes.end(), e.code) ==
@@ -380,9 +553,41 @@ bool Mailbox::PollOne(const Lane& lane, const std::string& practice, const Targe
         item.answer.codes.push_back(e.code);
       }
     }
-    item.answer.insurer_reference =
-        !m.output_reference.empty() ? m.output_reference : m.nip_reference;
-    if (record(std::move(item), ClaimedMessageId(m.input_reference))) {
+    if (!claimed.empty()) {
+      // The InputReference is unsigned: link only when the signed return names the file that
+      // message carried.
+      std::string refused;
+      StatusOr<std::string> payload = deps_.queue->Payload(claimed);
+      if (!payload.ok()) {
+        if (payload.status().code() == StatusCode::kNotFound) {
+          StatusOr<store::MessageRecord> exists = deps_.queue->Get(claimed);
+          if (exists.ok()) {
+            refused =
+                "the message's payload was purged: the return's file reference cannot be "
+                "checked";
+          }  // else an unknown message: the store keeps it as an orphan anyway
+        } else {
+          refused = "the message's payload cannot be read: " + payload.status().message();
+        }
+      } else {
+        StatusOr<std::string> reference = StoredFileReference(*payload);
+        if (!reference.ok()) {
+          refused =
+              "the message's eFact file reference cannot be read: " + reference.status().message();
+        } else if (*reference != parsed->original_reference) {
+          refused =
+              "the signed return names another eFact file than the message's (segment 200 "
+              "zone 204)";
+        }
+      }
+      if (!refused.empty()) {
+        ++stats->link_refused;
+        Log(LogLevel::kWarn, "mailbox return not linked (kept as an orphan)", insurer, practice,
+            refused, claimed);
+        claimed.clear();
+      }
+    }
+    if (record(std::move(item), claimed, "orphan")) {
       confirm.msg_hash_values.push_back(m.hash_value);
     }
   }
@@ -392,25 +597,30 @@ bool Mailbox::PollOne(const Lane& lane, const std::string& practice, const Targe
     item.mailbox_key =
         "tack:" + Sha256Hex(t.tack.applies_to + "\n" + t.tack.result_major + "\n" +
                             t.tack.result_minor + "\n" + t.tack.reference + "\n" + t.content);
-    item.answer.document = "<TAck/>";  // the TAck has no document of its own worth keeping
+    item.answer.document = SerialiseTAck(t.tack);
     item.answer.decision = t.tack.success() ? "received" : "refused";
     if (!t.tack.success()) {
       item.answer.codes.push_back(!t.tack.result_minor.empty() ? t.tack.result_minor
                                                                : t.tack.result_major);
     }
     item.answer.insurer_reference = t.tack.reference;
-    std::string_view applies_to = t.tack.applies_to;
-    std::string claimed;
-    if (applies_to.substr(0, codecs::kTAckAppliesToPrefix.size()) == codecs::kTAckAppliesToPrefix) {
-      claimed = ClaimedMessageId(applies_to.substr(codecs::kTAckAppliesToPrefix.size()));
-    }
-    if (record(std::move(item), claimed) && !t.content.empty()) {
+    // Informational only (its attributes are not signed): never linked, never a decision.
+    const std::uint64_t before = stats->recorded;
+    if (record(std::move(item), "", "tack") && !t.content.empty()) {
       confirm.tack_contents.push_back(t.content);
+    }
+    if (stats->recorded > before) {
+      ++stats->tacks;
+      --stats->orphans;  // not an unmatched return
     }
   }
 
   if (confirm.msg_hash_values.empty() && confirm.tack_contents.empty()) {
-    return true;
+    return PollResult::kOk;
+  }
+  if (Stopping()) {
+    // Recorded: the items come back after the restart and are confirmed then (duplicates).
+    return PollResult::kOk;
   }
   const std::size_t items = confirm.msg_hash_values.size() + confirm.tack_contents.size();
   StatusOr<std::string> confirm_body = codecs::BuildConfirmRequest(confirm, *deps_.clock);
@@ -426,11 +636,11 @@ bool Mailbox::PollOne(const Lane& lane, const std::string& practice, const Targe
     Count(insurer, "confirms", "failed");
     Log(LogLevel::kWarn, "mailbox confirm failed", insurer, practice,
         SanitiseForeign(confirmed.message()));
-    return true;
+    return PollResult::kOk;
   }
   stats->confirmed += items;
   Count(insurer, "confirms", "ok");
-  return true;
+  return PollResult::kOk;
 }
 
 }  // namespace psl::gateway

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -11,11 +12,15 @@
 #include "base/digest.h"
 #include "certs/key_store.h"
 #include "certs/trust_store.h"
+#include "codecs/base64.h"
+#include "codecs/deflate.h"
+#include "codecs/efact.h"
 #include "codecs/genasync_mailbox.h"
 #include "codecs/soap.h"
 #include "codecs/testing/efact_test_support.h"
 #include "codecs/testing/mhm_test_support.h"
 #include "codecs/testing/xades_test_support.h"
+#include "codecs/xades.h"
 #include "store/memory_store.h"
 
 namespace psl::gateway {
@@ -44,6 +49,9 @@ class ScriptedSender final : public Sender {
  public:
   HttpsResult Send(const std::string& insurer, const HttpsUrl& url, const HttpHeaders& headers,
                    std::string_view body) override {
+    if (on_send) {
+      on_send();
+    }
     std::lock_guard<std::mutex> lock(mu);
     std::string action;
     for (const auto& [k, v] : headers) {
@@ -69,6 +77,7 @@ class ScriptedSender final : public Sender {
     std::string action;
     std::string body;
   };
+  std::function<void()> on_send;  // called first (outside mu)
   std::mutex mu;
   std::deque<HttpsResult> script;
   std::vector<Sent> sent;
@@ -116,6 +125,12 @@ class MailboxTest : public ::testing::Test {
     logger_ = std::make_unique<Logger>(
         LogLevel::kDebug, [this](std::string_view line) { log_lines_.emplace_back(line); },
         &clock_);
+    MailboxDeps deps = Deps();
+    deps.metrics = &metrics_;
+    mailbox_ = std::make_unique<Mailbox>(std::move(deps));
+  }
+
+  MailboxDeps Deps() {
     MailboxDeps deps;
     deps.config = &config_;
     deps.queue = store_.get();
@@ -126,9 +141,8 @@ class MailboxTest : public ::testing::Test {
     deps.trust = [this](const std::string& key) -> X509_STORE* {
       return key == "300" ? trust_.get() : nullptr;
     };
-    deps.metrics = &metrics_;
     deps.logger = logger_.get();
-    mailbox_ = std::make_unique<Mailbox>(std::move(deps));
+    return deps;
   }
 
   void TearDown() override {
@@ -140,8 +154,28 @@ class MailboxTest : public ::testing::Test {
     }
   }
 
-  // A claim of `practice` delivered to 300 (its TAck recorded).
-  std::string DeliveredClaim(const std::string& id, const std::string& practice = kPractice) {
+  // The stored payload of a post carrying `file` (the shared synthetic post, Detail replaced).
+  static std::string PostPayload(const std::string& file) {
+    std::string env =
+        codecs::mhm_test::ReadShared("samples/genasync-post-eFact-HCPFAC.SYNTHETIC.xml");
+    const std::size_t open = env.find("<gen:Detail");
+    const std::size_t close = env.find("</gen:Detail>") + std::string("</gen:Detail>").size();
+    StatusOr<std::string> deflated = codecs::DeflateRaw(file);
+    EXPECT_TRUE(deflated.ok());
+    const std::string detail =
+        "<gen:Detail ContentType=\"text/plain\" ContentEncoding=\"deflate\" "
+        "MessageName=\"HCPFAC\" Id=\"blob\">" +
+        codecs::EncodeBase64(deflated.ok() ? *deflated : "") + "</gen:Detail>";
+    return env.replace(open, close - open, detail);
+  }
+  static std::string SampleFileBytes() {
+    return codecs::WriteEfact(codecs::efact_test::SampleFile());
+  }
+
+  // A claim of `practice` delivered to 300 (its TAck recorded), carrying `file` (default: the
+  // sample file the Return()s answer).
+  std::string DeliveredClaim(const std::string& id, const std::string& practice = kPractice,
+                             const std::string& file = SampleFileBytes()) {
     store::NewMessage m;
     m.id = id;
     m.practice_nihii = practice;
@@ -149,7 +183,7 @@ class MailboxTest : public ::testing::Test {
     m.operation = "post";
     m.destinations = {"300"};
     m.body_sha256 = Sha256Hex(id);
-    m.payload = "<post/>";
+    m.payload = PostPayload(file);
     EXPECT_TRUE(store_->Commit(std::move(m)).ok());
     StatusOr<std::optional<store::Lease>> lease =
         store_->LeaseNext("300", clock_.Now(), std::chrono::seconds(30));
@@ -266,7 +300,10 @@ TEST_F(MailboxTest, ReturnIsRecordedOnItsMessageAndOnlyThenConfirmed) {
   ASSERT_EQ(answers.size(), 2u);
   EXPECT_EQ(answers[0].decision, "received");
   EXPECT_EQ(answers[1].decision, "accepted");
-  EXPECT_EQ(answers[1].mailbox_key, confirmed->msg_hash_values[0]);
+  // Keyed on the inflated content + InputReference, not on the HashValue of the deflated bytes.
+  EXPECT_NE(answers[1].mailbox_key, confirmed->msg_hash_values[0]);
+  EXPECT_EQ(answers[1].mailbox_key,
+            Sha256Hex(Return(codecs::EfactReturnKind::kAcknowledged) + "|" + id));
   EXPECT_EQ(answers[1].insurer_reference, "OUT-1");
   EXPECT_THAT(answers[1].document, HasSubstr("MsgResponse"));
   EXPECT_THAT(
@@ -419,10 +456,282 @@ TEST_F(MailboxTest, MailboxTAckIsRecordedOnceAndConfirmedByItsContent) {
       codecs::ParseConfirmRequest(confirm->body_xml, codecs::mhm_test::TestSchemas());
   ASSERT_TRUE(confirmed.ok()) << confirmed.status().ToString();
   EXPECT_EQ(confirmed->tack_contents, std::vector<std::string>{tack.content});
+  // Its attributes are not signed: informational only, it never reaches the message's decision.
+  EXPECT_EQ(stats.tacks, 1u);
   const std::vector<store::StoredAnswer> answers = Answers(id);
-  ASSERT_EQ(answers.size(), 2u);
-  EXPECT_EQ(answers[1].decision, "refused");
-  EXPECT_EQ(answers[1].codes, std::vector<std::string>{"urn:nip:tack:result:minor:invalid"});
+  ASSERT_EQ(answers.size(), 1u);
+  EXPECT_EQ(answers[0].decision, "received");
+  StatusOr<store::OrphanReturnPage> orphans = store_->OrphanReturns({});
+  ASSERT_TRUE(orphans.ok());
+  ASSERT_EQ(orphans->returns.size(), 1u);
+  const store::StoredAnswer& kept = orphans->returns[0].answer;
+  EXPECT_EQ(kept.decision, "refused");
+  EXPECT_EQ(kept.codes, std::vector<std::string>{"urn:nip:tack:result:minor:invalid"});
+  // The TAck itself is kept, not a placeholder.
+  EXPECT_THAT(kept.document, HasSubstr("ResultMinor=\"urn:nip:tack:result:minor:invalid\""));
+  EXPECT_THAT(kept.document, HasSubstr(tack.content));
+  EXPECT_THAT(kept.document, HasSubstr(codecs::TAckAppliesTo(id)));
+}
+
+TEST_F(MailboxTest, RefusedMailboxTAckDoesNotOverrideTheSignedReturn) {
+  const std::string id = DeliveredClaim("m-9");
+  codecs::TAck tack;
+  tack.issuer = "urn:nip:issuer:io:300";
+  tack.applies_to = codecs::TAckAppliesTo(id);
+  tack.result_major = std::string(codecs::kTAckFailure);
+  tack.content = codecs::TAckContentFor("the post", tack.result_major);
+  codecs::MailboxMessageSpec spec;
+  spec.message_name = "HCPFAC";
+  spec.input_reference = id;
+  spec.content = Return(codecs::EfactReturnKind::kAcknowledged);
+  StatusOr<std::string> get = codecs::BuildGetResponse({spec}, {tack}, insurer_key_, clock_);
+  ASSERT_TRUE(get.ok()) << get.status().ToString();
+  sender_.script.push_back(Soap(*get));
+  sender_.script.push_back(Soap(ConfirmResponse()));
+  const MailboxStats stats = mailbox_->RunOnce("300");
+  EXPECT_EQ(stats.recorded, 2u);
+  EXPECT_EQ(stats.confirmed, 2u);
+  const std::vector<store::StoredAnswer> answers = Answers(id);
+  ASSERT_FALSE(answers.empty());
+  EXPECT_EQ(answers.back().decision, "accepted");
+}
+
+TEST_F(MailboxTest, ReturnNamingAnotherFileThanTheMessageIsAnOrphan) {
+  std::string other_file = SampleFileBytes();
+  other_file.replace(20, 14, "99999999999999");  // segment 200 zone 204
+  const std::string id = DeliveredClaim("m-10", kPractice, other_file);
+  sender_.script.push_back(
+      Soap(GetResponse({{id, Return(codecs::EfactReturnKind::kRefused, {{"200802", 2, "8"}})}})));
+  sender_.script.push_back(Soap(ConfirmResponse()));
+  const MailboxStats stats = mailbox_->RunOnce("300");
+  EXPECT_EQ(stats.recorded, 1u);
+  EXPECT_EQ(stats.orphans, 1u);
+  EXPECT_EQ(stats.link_refused, 1u);
+  EXPECT_EQ(stats.confirmed, 1u);
+  EXPECT_EQ(Answers(id).size(), 1u);  // only its own post answer
+  StatusOr<store::OrphanReturnPage> orphans = store_->OrphanReturns({});
+  ASSERT_TRUE(orphans.ok());
+  ASSERT_EQ(orphans->returns.size(), 1u);
+  EXPECT_EQ(orphans->returns[0].answer.decision, "refused");
+}
+
+TEST_F(MailboxTest, ReturnOfAMessageWhosePayloadWasPurgedIsAnOrphan) {
+  const std::string id = DeliveredClaim("m-11");
+  StatusOr<store::PurgeResult> purged =
+      store_->PurgeDelivered(clock_.Now() + std::chrono::hours(24 * 365));
+  ASSERT_TRUE(purged.ok());
+  ASSERT_FALSE(store_->Payload(id).ok());
+  sender_.script.push_back(
+      Soap(GetResponse({{id, Return(codecs::EfactReturnKind::kAcknowledged)}})));
+  sender_.script.push_back(Soap(ConfirmResponse()));
+  const MailboxStats stats = mailbox_->RunOnce("300");
+  EXPECT_EQ(stats.orphans, 1u);
+  EXPECT_EQ(stats.link_refused, 1u);
+  EXPECT_EQ(stats.confirmed, 1u);
+  EXPECT_EQ(Answers(id).size(), 1u);
+}
+
+TEST_F(MailboxTest, UnreadableReturnIsRecordedConfirmedAndDoesNotStarveTheNext) {
+  const std::string id = DeliveredClaim("m-12");
+  sender_.script.push_back(Soap(GetResponse(
+      {{id, "not an eFact return file"}, {id, Return(codecs::EfactReturnKind::kAcknowledged)}})));
+  sender_.script.push_back(Soap(ConfirmResponse()));
+  const MailboxStats stats = mailbox_->RunOnce("300");
+  EXPECT_EQ(stats.unreadable, 1u);
+  EXPECT_EQ(stats.recorded, 2u);
+  EXPECT_EQ(stats.confirmed, 2u);
+  ASSERT_EQ(sender_.sent.size(), 2u);
+  StatusOr<codecs::SoapResponse> confirm = codecs::ParseSoapResponse(sender_.sent[1].body);
+  ASSERT_TRUE(confirm.ok());
+  StatusOr<codecs::ConfirmRequest> confirmed =
+      codecs::ParseConfirmRequest(confirm->body_xml, codecs::mhm_test::TestSchemas());
+  ASSERT_TRUE(confirmed.ok());
+  EXPECT_EQ(confirmed->msg_hash_values.size(), 2u);
+  StatusOr<store::OrphanReturnPage> orphans = store_->OrphanReturns({});
+  ASSERT_TRUE(orphans.ok());
+  ASSERT_EQ(orphans->returns.size(), 1u);
+  EXPECT_EQ(orphans->returns[0].answer.decision, "unreadable");
+  EXPECT_TRUE(orphans->returns[0].answer.codes.empty());
+  EXPECT_THAT(orphans->returns[0].answer.document, HasSubstr("MsgResponse"));
+  EXPECT_EQ(Answers(id).back().decision, "accepted");
+}
+
+// `content` as one raw deflate STORED block: valid deflate, other bytes than DeflateRaw's.
+std::string StoredDeflate(const std::string& content) {
+  const std::size_t n = content.size();
+  std::string out;
+  out.push_back('\x01');  // BFINAL, BTYPE 00
+  out.push_back(static_cast<char>(n & 0xff));
+  out.push_back(static_cast<char>((n >> 8) & 0xff));
+  out.push_back(static_cast<char>(~n & 0xff));
+  out.push_back(static_cast<char>((~n >> 8) & 0xff));
+  return out + content;
+}
+
+TEST_F(MailboxTest, SameReturnReservedWithOtherDeflateBytesIsADuplicate) {
+  const std::string id = DeliveredClaim("m-14");
+  const std::string file = Return(codecs::EfactReturnKind::kAcknowledged);
+  const std::string first = GetResponse({{id, file}});
+  // The same item, its Detail stored instead of compressed (and re-signed by the insurer).
+  const std::string deflated = StoredDeflate(file);
+  StatusOr<std::string> inflated = codecs::InflateRaw(deflated, 1 << 20);
+  ASSERT_TRUE(inflated.ok());
+  ASSERT_EQ(*inflated, file);
+  const std::string element =
+      "<gen:MsgResponse xmlns:gen=\"urn:be:cin:nip:async:generic\" "
+      "xmlns:c=\"urn:be:cin:mycarenet:esb:common:v2\"><gen:CommonOutput><c:InputReference>" +
+      id +
+      "</c:InputReference><c:OutputReference>OUT-1</c:OutputReference></gen:CommonOutput>"
+      "<gen:Detail ContentType=\"text/plain\" ContentEncoding=\"deflate\" "
+      "MessageName=\"HCPFAC\" HashValue=\"" +
+      codecs::GenAsyncHashValue(deflated) + "\" Id=\"_other\">" + codecs::EncodeBase64(deflated) +
+      "</gen:Detail></gen:MsgResponse>";
+  StatusOr<std::string> signed_element = codecs::SignGenAsyncElement(element, insurer_key_, clock_);
+  ASSERT_TRUE(signed_element.ok()) << signed_element.status().ToString();
+  std::string again = first;
+  const std::size_t open = again.find("<gen:MsgResponse");
+  const std::size_t close =
+      again.find("</gen:MsgResponse>") + std::string("</gen:MsgResponse>").size();
+  ASSERT_NE(open, std::string::npos);
+  std::string piece = *signed_element;
+  if (piece.rfind("<?xml", 0) == 0) {
+    piece = piece.substr(piece.find("?>") + 2);
+  }
+  again.replace(open, close - open, piece);
+
+  sender_.script.push_back(Soap(first));
+  sender_.script.push_back(Transport());  // the confirm is lost
+  EXPECT_EQ(mailbox_->RunOnce("300").recorded, 1u);
+  sender_.script.push_back(Soap(again));
+  sender_.script.push_back(Soap(ConfirmResponse()));
+  const MailboxStats second = mailbox_->RunOnce("300");
+  EXPECT_EQ(second.rejected, 0u);
+  EXPECT_EQ(second.recorded, 0u);
+  EXPECT_EQ(second.duplicates, 1u);
+  EXPECT_EQ(second.confirmed, 1u);
+  EXPECT_EQ(Answers(id).size(), 2u);  // the post answer and one return
+  // The confirm echoes the HashValue as served this time.
+  ASSERT_EQ(sender_.sent.size(), 4u);
+  StatusOr<codecs::SoapResponse> confirm = codecs::ParseSoapResponse(sender_.sent[3].body);
+  ASSERT_TRUE(confirm.ok());
+  StatusOr<codecs::ConfirmRequest> confirmed =
+      codecs::ParseConfirmRequest(confirm->body_xml, codecs::mhm_test::TestSchemas());
+  ASSERT_TRUE(confirmed.ok());
+  EXPECT_EQ(confirmed->msg_hash_values,
+            std::vector<std::string>{codecs::GenAsyncHashValue(deflated)});
+}
+
+TEST_F(MailboxTest, HcpfacAndMediPrimaOnOneUrlAreSeparateGets) {
+  config_.insurers["300"].endpoints[MessageKind::kAmu] = "https://insurer-300.test/genasync";
+  Mailbox mailbox(Deps());
+  sender_.script.push_back(Soap(GetResponse({})));
+  sender_.script.push_back(Soap(GetResponse({})));
+  EXPECT_EQ(mailbox.RunOnce("300").gets, 2u);
+  ASSERT_EQ(sender_.sent.size(), 2u);
+  std::vector<std::vector<std::string>> names;
+  for (const ScriptedSender::Sent& sent : sender_.sent) {
+    StatusOr<codecs::SoapResponse> get = codecs::ParseSoapResponse(sent.body);
+    ASSERT_TRUE(get.ok());
+    StatusOr<codecs::GetRequest> parsed =
+        codecs::ParseGetRequest(get->body_xml, codecs::mhm_test::TestSchemas());
+    ASSERT_TRUE(parsed.ok());
+    names.push_back(parsed->message_names);
+  }
+  EXPECT_EQ(names, (std::vector<std::vector<std::string>>{{"HCPFAC"}, {"ECM-HCPFAC"}}));
+}
+
+TEST_F(MailboxTest, UnverifiedItemsAreAGauge) {
+  StatusOr<X509StorePtr> empty = certs::LoadTrustStore(Pki() / "gateway.pem");
+  ASSERT_TRUE(empty.ok());
+  X509StorePtr foreign = std::move(empty).value();
+  MailboxDeps deps = Deps();
+  deps.trust = [&foreign](const std::string&) {
+    return foreign.get();
+  };
+  Mailbox mailbox(std::move(deps));
+  const std::string get = GetResponse({{"a", Return(codecs::EfactReturnKind::kAcknowledged)},
+                                       {"b", Return(codecs::EfactReturnKind::kAcknowledged)}});
+  sender_.script.push_back(Soap(get));
+  sender_.script.push_back(Soap(get));
+  mailbox.RunOnce("300");
+  mailbox.RunOnce("300");
+  EXPECT_EQ(mailbox.stats().rejected, 4u);
+  EXPECT_EQ(mailbox.stats().unverified_pending, 2u);  // the latest get's, not a sum
+}
+
+TEST_F(MailboxTest, FaultForOnePracticeDoesNotStopTheOthers) {
+  PracticeConfig other;
+  other.nihii = kOtherPractice;
+  config_.practices[kOtherPractice] = other;
+  Mailbox mailbox(Deps());
+  codecs::SoapFault fault;
+  fault.code = "Client";
+  fault.message = "unknown origin";
+  StatusOr<std::string> fault_env = codecs::BuildSoapFault(fault);
+  ASSERT_TRUE(fault_env.ok());
+  HttpsResult faulted;
+  faulted.response.status = 500;
+  faulted.response.body = *fault_env;
+  sender_.script.push_back(faulted);                // kPractice (first in order)
+  sender_.script.push_back(Soap(GetResponse({})));  // kOtherPractice: empty mailbox
+  MailboxStats stats = mailbox.RunOnce("300");
+  EXPECT_EQ(stats.gets, 2u);
+  EXPECT_EQ(stats.get_failures, 1u);
+  EXPECT_EQ(stats.practice_failures, 1u);
+  // Only kPractice backs off: the next round polls kOtherPractice alone.
+  sender_.script.push_back(Soap(GetResponse({})));
+  stats = mailbox.RunOnce("300");
+  EXPECT_EQ(stats.gets, 1u);
+  ASSERT_EQ(sender_.sent.size(), 3u);
+  EXPECT_THAT(sender_.sent[2].body, HasSubstr(kOtherPractice));
+  EXPECT_THAT(sender_.sent[2].body, Not(HasSubstr(kPractice)));
+}
+
+TEST_F(MailboxTest, TransportFailureStopsTheInsurerRound) {
+  PracticeConfig other;
+  other.nihii = kOtherPractice;
+  config_.practices[kOtherPractice] = other;
+  Mailbox mailbox(Deps());
+  sender_.script.push_back(Transport());
+  const MailboxStats stats = mailbox.RunOnce("300");
+  EXPECT_EQ(stats.gets, 1u);
+  EXPECT_EQ(stats.practice_failures, 0u);
+  EXPECT_EQ(sender_.sent.size(), 1u);
+}
+
+TEST_F(MailboxTest, StoppedMailboxSendsNothingAndDoesNotConfirmAfterTheGet) {
+  const std::string id = DeliveredClaim("m-13");
+  sender_.script.push_back(
+      Soap(GetResponse({{id, Return(codecs::EfactReturnKind::kAcknowledged)}})));
+  sender_.script.push_back(Soap(ConfirmResponse()));
+  sender_.on_send = [this] {
+    mailbox_->Stop();
+  };  // Stop arrives while the get is in flight
+  const MailboxStats stats = mailbox_->RunOnce("300");
+  EXPECT_EQ(stats.recorded, 1u);       // what the get brought is recorded...
+  EXPECT_EQ(sender_.sent.size(), 1u);  // ...but not confirmed (it comes back: a duplicate)
+  sender_.on_send = nullptr;
+  EXPECT_EQ(mailbox_->RunOnce("300").gets, 0u);
+  EXPECT_EQ(sender_.sent.size(), 1u);
+}
+
+TEST_F(MailboxTest, PracticeWithAnEightDigitNihiiIsLoggedOnce) {
+  PracticeConfig eight;
+  eight.nihii = "81234530";
+  config_.practices["81234530"] = eight;
+  log_lines_.clear();
+  Mailbox mailbox(Deps());
+  int warned = 0;
+  for (const std::string& line : log_lines_) {
+    if (line.find("never polled") != std::string::npos &&
+        line.find("81234530") != std::string::npos) {
+      ++warned;
+    }
+  }
+  EXPECT_EQ(warned, 1);
+  sender_.script.push_back(Soap(GetResponse({})));
+  mailbox.RunOnce("300");
+  ASSERT_EQ(sender_.sent.size(), 1u);  // the 11-digit practice only
 }
 
 }  // namespace

@@ -258,8 +258,11 @@ TEST(RoutingTableTest, ServicesRouteToTheirOwnUrls) {
   ASSERT_TRUE(claim.ok()) << claim.status().ToString();
   EXPECT_EQ(claim->insurer, "300");
   EXPECT_EQ(claim->url, "https://mc/eAttest/v3");
-  eattest.mutuality = "100";  // no eattest_url: its claim_url
-  EXPECT_EQ(table.Resolve(eattest)->url, "https://mc/efact");
+  eattest.mutuality = "100";  // no eattest_url: no eAttest (never its claim_url)
+  StatusOr<Route> no_eattest = table.Resolve(eattest);
+  ASSERT_FALSE(no_eattest.ok());
+  EXPECT_EQ(no_eattest.status().code(), StatusCode::kInvalid);
+  EXPECT_THAT(no_eattest.status().message(), HasSubstr("eattest_url"));
 }
 
 }  // namespace

@@ -152,8 +152,10 @@ struct StoredAnswer {
 // An insurer's asynchronous return collected from its mailbox (genasync get).
 struct NewReturn {
   std::string destination;  // the insurer key whose mailbox it came from; not empty
-  std::string mailbox_key;  // stable id of the item at that insurer: the MsgResponse HashValue, or
-                            // "tack:" + the TAck's id/content digest; not empty
+  std::string mailbox_key;  // stable id of the item at that insurer, chosen by the caller (the
+                            // mailbox poller: hex SHA-256 of the inflated return content + "|" +
+                            // InputReference, so a re-compressed copy is the same item; "tack:" +
+                            // a digest of the TAck); not empty
   std::string message_id;   // the accepted message it answers; "" = no match (kept as an orphan)
   NewAnswer answer;         // document + decision + codes + insurer_reference
   // The mailbox owner (the get's Origin NIHII). Optional ("" = not checked); when set, a message of

@@ -447,7 +447,9 @@ class Environment:
                       "cert_subjects = [%s]" % q(subject_of(self.pem(name + ".pem"))),
                       "signing_key_file = " + q(self.pem(name + ".key")),
                       "signing_cert_file = " + q(self.pem(name + ".pem")),
-                      "signing_chain_file = " + q(self.pem(name + "-chain.pem"))]
+                      "signing_chain_file = " + q(self.pem(name + "-chain.pem")),
+                      # MediPrima UMA: a medical house sends only for its listed physicians.
+                      "physicians = [%s]" % q(MEDIPRIMA_PHYSICIAN)]
         for code in self.insurers:
             urls = []
             if code != "690":
@@ -466,6 +468,8 @@ class Environment:
                       "client_key_file = " + q(self.pem("gateway.key")),
                       "client_cert_file = " + q(self.pem("gateway-fullchain.pem")),
                       "ca_file = " + q(self.pem("ca.pem")),
+                      # the simulator's signing certificates chain to the test CA too
+                      "signing_ca_file = " + q(self.pem("ca.pem")),
                       "connect_timeout_ms = 2000", "request_timeout_ms = 3000", "max_in_flight = 2",
                       "[insurers.%s.retry]" % code,
                       "base_ms = %d" % self.retry_base_ms, "cap_ms = %d" % self.retry_cap_ms,
