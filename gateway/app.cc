@@ -565,7 +565,11 @@ void App::Shutdown() {
   }
   Parts& p = *parts_;
   p.shut_down = true;
-  p.logger->Info("shutting down: draining");
+  // Start may have failed before the logger existed (a configuration error): then there is
+  // nothing to drain and nothing to say, only the parts built so far to release.
+  if (p.logger) {
+    p.logger->Info("shutting down: draining");
+  }
   p.draining = true;  // /readyz says not ready from here on
   // Order matters for "202 only after the commit, and every commit gets its 202": stop taking
   // connections, then let the pool finish every request it holds (their answers go back over
@@ -603,7 +607,9 @@ void App::Shutdown() {
   p.mailbox.reset();
   p.delivery.reset();
   p.store.reset();  // closes the DB last
-  p.logger->Info("passerelle stopped");
+  if (p.logger) {
+    p.logger->Info("passerelle stopped");
+  }
 }
 
 int Serve(const std::filesystem::path& config_file, const std::filesystem::path& ready_file,

@@ -232,6 +232,23 @@ TEST_F(CliTest, MissingFileAndBadUsageExitTwo) {
   EXPECT_EQ(Run({"validate", "--at", "yesterday", kEnvelopeSample.string()}), 2);
 }
 
+// A configuration error found before the service exists is reported and exits non-zero; it used
+// to end in a crash (the shutdown of the half-built service logged through a missing logger).
+TEST_F(CliTest, ServeWithAConfigurationErrorReportsItInsteadOfCrashing) {
+  std::ifstream example(std::string(PSL_SOURCE_DIR) + "/deploy/passerelle.example.toml");
+  ASSERT_TRUE(example) << "deploy/passerelle.example.toml";
+  std::stringstream text;
+  text << example.rdbuf();
+  std::string config = text.str();
+  const std::string key = "failure_threshold = ";
+  const std::size_t at = config.find(key);
+  ASSERT_NE(at, std::string::npos);
+  config.replace(at, config.find('\n', at) - at, key + "1000000");
+  const fs::path file = Write("bad.toml", config);
+  EXPECT_NE(Run({"serve", "--config", file.string()}), 0);
+  EXPECT_THAT(err_.str(), ::testing::HasSubstr("1000000 is out of range"));
+}
+
 TEST_F(CliTest, MissingSchemaFolderIsAnEnvironmentError) {
   EXPECT_EQ(Run({"validate", "--schemas", (dir_ / "nowhere").string(), kEnvelopeSample.string()}),
             2);
