@@ -114,6 +114,13 @@ std::string QueuePrefix(std::string_view destination) {
   return Join({destination, ""});
 }
 
+// Sorts after every key of the destination's queue range (destination \0 ...).
+std::string QueueRangeEnd(std::string_view destination) {
+  std::string end(destination);
+  end.push_back('\1');
+  return end;
+}
+
 std::string QueueKey(std::string_view destination, std::int64_t due_ms, std::string_view id) {
   std::string key = QueuePrefix(destination);
   key += BigEndian64(static_cast<std::uint64_t>(std::max<std::int64_t>(due_ms, 0)));
@@ -274,13 +281,18 @@ class RocksDbStore::GroupContext {
     return FromRocks(s, "reading the store");
   }
 
-  std::unique_ptr<rocksdb::Iterator> NewIterator(Cf cf) {
+  // `upper` (optional) bounds the DB side of the iterator; the caller still checks its range.
+  std::unique_ptr<rocksdb::Iterator> NewIterator(Cf cf, const rocksdb::Slice* upper = nullptr) {
+    rocksdb::ReadOptions read_options;
+    read_options.iterate_upper_bound = upper;
     return std::unique_ptr<rocksdb::Iterator>(batch_.NewIteratorWithBase(
-        store_->handles_[cf],
-        store_->db_->NewIterator(rocksdb::ReadOptions(), store_->handles_[cf])));
+        store_->handles_[cf], store_->db_->NewIterator(read_options, store_->handles_[cf])));
   }
 
   Status Put(Cf cf, std::string_view key, std::string_view value) {
+    if (cf == kQueue) {
+      store_->LowerQueueFloor(key);
+    }
     return FromRocks(batch_.Put(store_->handles_[cf], key, value), "building a batch");
   }
   Status Delete(Cf cf, std::string_view key) {
@@ -678,6 +690,9 @@ Status RocksDbStore::WriteGroup(std::vector<Writer*>& group, bool* wrote, bool* 
       }
     }
     chain_.Reset(group_start);
+    // The group's deletes may not have happened: a floor it raised may be too high. (RocksDB 7.8
+    // refuses writes after a failed WAL write until reopened, which forgets the floors too.)
+    ForgetQueueFloors();
     return status;
   };
 
@@ -881,17 +896,55 @@ StatusOr<CommitResult> RocksDbStore::Commit(NewMessage message) {
   return result;
 }
 
+std::string RocksDbStore::QueueSeekKey(std::string_view destination) {
+  {
+    std::lock_guard<std::mutex> lock(floors_mu_);
+    auto it = queue_floors_.find(destination);
+    if (it != queue_floors_.end()) {
+      return it->second;
+    }
+  }
+  return QueuePrefix(destination);
+}
+
+void RocksDbStore::LowerQueueFloor(std::string_view queue_key) {
+  const std::string_view destination = queue_key.substr(0, queue_key.find('\0'));
+  std::lock_guard<std::mutex> lock(floors_mu_);
+  auto it = queue_floors_.find(destination);
+  if (it != queue_floors_.end() && queue_key < std::string_view{it->second}) {
+    it->second.assign(queue_key);
+  }
+}
+
+void RocksDbStore::RaiseQueueFloor(std::string_view destination, std::string_view queue_key) {
+  std::lock_guard<std::mutex> lock(floors_mu_);
+  auto it = queue_floors_.find(destination);
+  if (it == queue_floors_.end()) {
+    queue_floors_.emplace(std::string(destination), std::string(queue_key));
+  } else {
+    it->second.assign(queue_key);
+  }
+}
+
+void RocksDbStore::ForgetQueueFloors() {
+  std::lock_guard<std::mutex> lock(floors_mu_);
+  queue_floors_.clear();
+}
+
 StatusOr<std::optional<Lease>> RocksDbStore::LeaseNext(std::string_view destination, TimePoint now,
                                                        std::chrono::milliseconds lease_for) {
   const std::int64_t now_ms = ToEpochMs(now);
   const std::string prefix = QueuePrefix(destination);
+  const std::string upper_key = QueueRangeEnd(destination);
+  const rocksdb::Slice upper(upper_key);
   std::optional<Lease> lease;
   {
     // Idle workers poll: answer "nothing due" without entering the commit stage. An entry that
     // becomes due right after this read is found by the next poll.
-    std::unique_ptr<rocksdb::Iterator> it(
-        db_->NewIterator(rocksdb::ReadOptions(), handles_[kQueue]));
-    it->Seek(prefix);
+    rocksdb::ReadOptions read_options;
+    read_options.iterate_upper_bound = &upper;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read_options, handles_[kQueue]));
+    it->Seek(QueueSeekKey(destination));
     PSL_RETURN_IF_ERROR(FromRocks(it->status(), "scanning the queue"));
     if (!it->Valid() || !StartsWith(it->key(), prefix) ||
         static_cast<std::int64_t>(ReadBigEndian64(View(it->key()).substr(prefix.size()))) >
@@ -905,12 +958,15 @@ StatusOr<std::optional<Lease>> RocksDbStore::LeaseNext(std::string_view destinat
         lease.reset();
         std::string key;
         {
-          std::unique_ptr<rocksdb::Iterator> it = ctx.NewIterator(kQueue);
-          it->Seek(prefix);
+          std::unique_ptr<rocksdb::Iterator> it = ctx.NewIterator(kQueue, &upper);
+          it->Seek(QueueSeekKey(destination));
           if (!it->Valid() || !StartsWith(it->key(), prefix)) {
-            return FromRocks(it->status(), "scanning the queue");
+            PSL_RETURN_IF_ERROR(FromRocks(it->status(), "scanning the queue"));
+            RaiseQueueFloor(destination, upper_key);  // nothing queued: the next Put lowers it
+            return Status::Ok();
           }
           key.assign(it->key().data(), it->key().size());
+          RaiseQueueFloor(destination, key);
         }
         if (key.size() < prefix.size() + 9) {
           return Status::Internal("a queue key is too short");

@@ -773,5 +773,88 @@ TEST_F(RocksDbStoreTest, AFailedWriteLeavesTheStatsCountersUnchanged) {
   EXPECT_EQ(before.depth, 2u);
 }
 
+// LeaseNext seeks from a remembered floor instead of the queue range's start (which holds the
+// tombstones of every entry leased or acknowledged since the last compaction). An entry queued
+// below that floor, here by a clock that stepped back, must still be found.
+TEST_F(RocksDbStoreTest, AnEntryQueuedBelowTheRememberedSeekPositionIsStillLeased) {
+  auto store = MustOpen();
+  const TimePoint start = clock_.Now();
+  ASSERT_TRUE(store->Commit(Message("m1")).ok());
+  StatusOr<std::optional<Lease>> first = store->LeaseNext("100", start, std::chrono::minutes(1));
+  ASSERT_TRUE(first.ok() && first->has_value());
+  // The only entry is m1's lease, due in a minute: nothing now, and the seek position moves up.
+  StatusOr<std::optional<Lease>> none =
+      store->LeaseNext("100", start + std::chrono::seconds(1), std::chrono::minutes(1));
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());
+
+  clock_.Set(start - std::chrono::seconds(10));
+  ASSERT_TRUE(store->Commit(Message("m2")).ok());
+  StatusOr<std::optional<Lease>> second =
+      store->LeaseNext("100", start + std::chrono::seconds(2), std::chrono::minutes(1));
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  ASSERT_TRUE(second->has_value());
+  EXPECT_EQ((*second)->message_id, "m2");
+}
+
+// Leases and answers over many messages: each LeaseNext finds the oldest due entry, whatever the
+// tombstones in front of it, and the queue ends empty.
+TEST_F(RocksDbStoreTest, LeasingThroughManyAnsweredAndRetriedEntriesKeepsDueOrder) {
+  auto store = MustOpen();
+  const TimePoint start = clock_.Now();
+  constexpr int kMessages = 300;
+  // Ids sort like their numbers: entries due at the same millisecond are leased in id order.
+  auto id = [](int i) {
+    std::string digits = std::to_string(i);
+    return "m" + std::string(3 - digits.size(), '0') + digits;
+  };
+  for (int i = 0; i < kMessages; ++i) {
+    clock_.Set(start + std::chrono::milliseconds(i));
+    ASSERT_TRUE(store->Commit(Message(id(i))).ok());
+  }
+  const TimePoint now = start + std::chrono::seconds(10);
+  std::set<std::string> answered;
+  int expected_next = 0;
+  for (int i = 0; i < kMessages; ++i) {
+    StatusOr<std::optional<Lease>> lease = store->LeaseNext("100", now, std::chrono::minutes(1));
+    ASSERT_TRUE(lease.ok() && lease->has_value()) << i;
+    // Every third one is retried: it comes back once every first attempt is done.
+    if ((*lease)->attempt == 1 && i % 3 == 0) {
+      EXPECT_EQ((*lease)->message_id, id(expected_next));
+      ASSERT_TRUE(store->Nack(**lease, now + std::chrono::seconds(1), "http-503").ok());
+    } else {
+      if ((*lease)->attempt == 1) {
+        EXPECT_EQ((*lease)->message_id, id(expected_next));
+      }
+      NewAnswer answer;
+      answer.document = "<a/>";
+      answer.decision = "accepted";
+      ASSERT_TRUE(store->Ack(**lease, answer).ok());
+      answered.insert((*lease)->message_id);
+    }
+    ++expected_next;
+  }
+  // The retried third, due a second later, in their order.
+  const TimePoint later = now + std::chrono::seconds(2);
+  for (int i = 0; i < kMessages; i += 3) {
+    StatusOr<std::optional<Lease>> lease = store->LeaseNext("100", later, std::chrono::minutes(1));
+    ASSERT_TRUE(lease.ok() && lease->has_value()) << i;
+    EXPECT_EQ((*lease)->message_id, id(i));
+    EXPECT_EQ((*lease)->attempt, 2u);
+    NewAnswer answer;
+    answer.document = "<a/>";
+    answer.decision = "accepted";
+    ASSERT_TRUE(store->Ack(**lease, answer).ok());
+    answered.insert((*lease)->message_id);
+  }
+  EXPECT_EQ(answered.size(), static_cast<std::size_t>(kMessages));
+  StatusOr<std::optional<Lease>> none = store->LeaseNext("100", later, std::chrono::minutes(1));
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());
+  StatusOr<QueueStats> stats = store->Stats("100");
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->depth, 0u);
+}
+
 }  // namespace
 }  // namespace psl::store::testing
