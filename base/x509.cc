@@ -1,6 +1,9 @@
 #include "base/x509.h"
 
+#include <list>
 #include <memory>
+#include <mutex>
+#include <string>
 
 namespace psl {
 
@@ -33,7 +36,9 @@ std::string CertificateDer(X509* cert) {
   return out;
 }
 
-X509Ptr CertificateFromDer(std::string_view der) {
+namespace {
+
+X509Ptr DecodeCertificate(std::string_view der) {
   const auto* begin = reinterpret_cast<const unsigned char*>(der.data());
   const unsigned char* q = begin;
   X509Ptr cert(d2i_X509(nullptr, &q, static_cast<long>(der.size())));  // NOLINT: OpenSSL's type
@@ -42,6 +47,71 @@ X509Ptr CertificateFromDer(std::string_view der) {
     return nullptr;
   }
   return cert;
+}
+
+// The decoded certificates, least recently used first. Small: a gateway sees a handful of
+// insurer and practice signing certificates; a linear scan of 64 entries costs far less than
+// one decode. Only well-formed certificates are kept (garbage is decoded, and refused, anew).
+class CertificateCacheImpl {
+ public:
+  X509Ptr Get(std::string_view der) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+        if (it->der == der) {
+          ++stats_.hits;
+          entries_.splice(entries_.end(), entries_, it);
+          X509_up_ref(it->cert.get());
+          return X509Ptr(it->cert.get());
+        }
+      }
+      ++stats_.decodes;
+    }
+    X509Ptr cert = DecodeCertificate(der);
+    if (cert == nullptr) {
+      return nullptr;
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    X509_up_ref(cert.get());
+    entries_.push_back({std::string(der), X509Ptr(cert.get())});
+    if (entries_.size() > kCapacity) {
+      entries_.pop_front();
+    }
+    return cert;
+  }
+
+  CertificateCacheStats stats() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return stats_;
+  }
+
+ private:
+  static constexpr std::size_t kCapacity = 64;
+  struct Entry {
+    std::string der;
+    X509Ptr cert;
+  };
+  std::mutex mu_;
+  std::list<Entry> entries_;
+  CertificateCacheStats stats_;
+};
+
+CertificateCacheImpl& TheCertificateCache() {
+  static auto* cache = new CertificateCacheImpl();  // never destroyed: used until exit
+  return *cache;
+}
+
+}  // namespace
+
+X509Ptr CertificateFromDer(std::string_view der) {
+  if (der.empty()) {
+    return nullptr;
+  }
+  return TheCertificateCache().Get(der);
+}
+
+CertificateCacheStats CertificateCache() {
+  return TheCertificateCache().stats();
 }
 
 Status VerifyCertificateChain(X509_STORE* store, X509* leaf,

@@ -138,5 +138,40 @@ TEST_F(X509Test, DerRoundTripsAndRefusesTrailingOrTruncatedBytes) {
   EXPECT_EQ(ERR_peek_error(), 0UL);  // the failures left nothing on the OpenSSL error queue
 }
 
+TEST_F(X509Test, DecodedCertificatesAreReusedByExactDerAndNeverConfused) {
+  const std::string leaf_der = CertificateDer(leaf_.get());
+  const std::string root_der = CertificateDer(root_.get());
+  X509Ptr first = CertificateFromDer(leaf_der);
+  ASSERT_NE(first, nullptr);
+  const CertificateCacheStats before = CertificateCache();
+  X509Ptr again = CertificateFromDer(leaf_der);
+  const CertificateCacheStats after = CertificateCache();
+  ASSERT_NE(again, nullptr);
+  EXPECT_EQ(again.get(), first.get());  // the same decoded object, up-referenced
+  EXPECT_EQ(after.hits, before.hits + 1);
+  EXPECT_EQ(after.decodes, before.decodes);
+  X509Ptr root = CertificateFromDer(root_der);
+  ASSERT_NE(root, nullptr);
+  EXPECT_EQ(X509_cmp(root.get(), root_.get()), 0);
+  EXPECT_NE(root.get(), first.get());
+  // One byte more or less is another input: decoded (and refused) on its own.
+  EXPECT_EQ(CertificateFromDer(leaf_der + '\0'), nullptr);
+  EXPECT_EQ(CertificateFromDer(leaf_der.substr(0, leaf_der.size() - 1)), nullptr);
+  // Past the cache's capacity the evicted entries decode again, correctly.
+  std::vector<X509Ptr> others;
+  for (int i = 0; i < 80; ++i) {
+    X509Ptr cert = MakeCert("other", leaf_key_.get(), root_.get(), root_key_.get(), false, 100 + i);
+    ASSERT_NE(cert, nullptr);
+    X509Ptr decoded = CertificateFromDer(CertificateDer(cert.get()));
+    ASSERT_NE(decoded, nullptr);
+    EXPECT_EQ(X509_cmp(decoded.get(), cert.get()), 0);
+    others.push_back(std::move(decoded));
+  }
+  X509Ptr leaf_back = CertificateFromDer(leaf_der);
+  ASSERT_NE(leaf_back, nullptr);
+  EXPECT_EQ(X509_cmp(leaf_back.get(), leaf_.get()), 0);
+  EXPECT_EQ(X509_cmp(CertificateFromDer(root_der).get(), root_.get()), 0);
+}
+
 }  // namespace
 }  // namespace psl
