@@ -17,10 +17,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <initializer_list>
 #include <memory>
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "base/brussels_time.h"
 #include "base/clock.h"
@@ -94,6 +97,13 @@ std::string TodaysEnrolment(const Clock& clock) {
   return env;
 }
 
+// One intake flow's request at each stage.
+struct FlowDocs {
+  std::string request;         // unsigned
+  std::string signed_request;  // XAdES
+  std::string soap;            // WS-Security envelope of the signed request
+};
+
 // Everything the benchmarks share, set up once (libxml2 cannot be re-initialised).
 struct Fixture {
   XmlLibrary xml;
@@ -104,16 +114,57 @@ struct Fixture {
   SigningIdentity gateway;
   X509StorePtr trust;
   std::vector<X509Ptr> intermediates;
-  std::string enrolment;         // unsigned
-  std::string enrolment_signed;  // XAdES
-  std::string enrolment_soap;    // WS-Security envelope of the signed request
-  std::string detail;            // the decoded kmehr payload
+  FlowDocs enrolment;  // MHM SendSubscriptionRequest
+  std::string detail;  // the enrolment's decoded kmehr payload
   std::string kmehr_version;
-  std::string claim;  // genasync post, unsigned
-  std::string claim_signed;
-  std::string claim_soap;
+  FlowDocs claim;  // genasync post
   std::string error;
 };
+
+// What differs between the flows: the document, its envelope schema, codec and XAdES profile.
+struct EnrolmentFlow {
+  static constexpr std::string_view kName = "Enrolment";
+  static constexpr std::string_view kErrorPrefix = "";
+  static constexpr EnvelopeSchema kEnvelope = EnvelopeSchema::kMhm;
+  static const FlowDocs& Docs(const Fixture& f) { return f.enrolment; }
+  static MhmCodec Codec(const Fixture& f) { return MhmCodec(*f.schemas, f.clock); }
+  static StatusOr<std::string> Sign(const Fixture& f, const std::string& doc) {
+    return SignBlobRequest(doc, f.practice, nullptr, f.clock);
+  }
+  static StatusOr<VerifiedSignature> Verify(const Fixture& f, const std::string& doc) {
+    return VerifyBlobRequest(doc, f.trust.get(), f.clock);
+  }
+};
+
+struct ClaimFlow {
+  static constexpr std::string_view kName = "Claim";
+  static constexpr std::string_view kErrorPrefix = "claim ";
+  static constexpr EnvelopeSchema kEnvelope = EnvelopeSchema::kGenAsync;
+  static const FlowDocs& Docs(const Fixture& f) { return f.claim; }
+  static GenAsyncCodec Codec(const Fixture& f) { return GenAsyncCodec(*f.schemas); }
+  static StatusOr<std::string> Sign(const Fixture& f, const std::string& doc) {
+    return SignGenAsyncPost(doc, f.practice, nullptr, f.clock);
+  }
+  static StatusOr<VerifiedSignature> Verify(const Fixture& f, const std::string& doc) {
+    return VerifyGenAsyncPost(doc, f.trust.get(), f.clock);
+  }
+};
+
+// Signs the flow's request, then wraps it in WS-Security; "" or what failed.
+template <typename Flow>
+std::string SignAndWrap(Fixture* x, FlowDocs* docs) {
+  auto signed_request = Flow::Sign(*x, docs->request);
+  if (!signed_request.ok()) {
+    return std::string(Flow::kErrorPrefix) + "sign: " + signed_request.status().ToString();
+  }
+  docs->signed_request = std::move(signed_request).value();
+  auto soap = BuildSoapRequest(docs->signed_request, {}, x->gateway, x->clock);
+  if (!soap.ok()) {
+    return std::string(Flow::kErrorPrefix) + "soap: " + soap.status().ToString();
+  }
+  docs->soap = std::move(soap).value();
+  return "";
+}
 
 const Fixture& F() {
   static Fixture* const f = [] {
@@ -148,9 +199,9 @@ const Fixture& F() {
     x->intermediates = std::move(intermediates).value();
 
     const char* own = std::getenv("PSL_BENCH_ENVELOPE");
-    x->enrolment = own != nullptr ? ReadFile(own) : TodaysEnrolment(x->clock);
+    x->enrolment.request = own != nullptr ? ReadFile(own) : TodaysEnrolment(x->clock);
     ValidationReport report;
-    auto decoded = MhmCodec(*x->schemas, x->clock).Decode(x->enrolment, &report);
+    auto decoded = MhmCodec(*x->schemas, x->clock).Decode(x->enrolment.request, &report);
     if (!decoded.ok()) {
       std::string problems;
       for (const auto& p : report.problems) {
@@ -160,34 +211,20 @@ const Fixture& F() {
     }
     x->detail = decoded->detail_xml;
     x->kmehr_version = decoded->kmehr_version;
-    auto signed_enrolment = SignBlobRequest(x->enrolment, x->practice, nullptr, x->clock);
-    if (!signed_enrolment.ok()) {
-      return fail("sign: " + signed_enrolment.status().ToString());
+    if (std::string error = SignAndWrap<EnrolmentFlow>(x, &x->enrolment); !error.empty()) {
+      return fail(error);
     }
-    x->enrolment_signed = std::move(signed_enrolment).value();
-    auto soap = BuildSoapRequest(x->enrolment_signed, {}, x->gateway, x->clock);
-    if (!soap.ok()) {
-      return fail("soap: " + soap.status().ToString());
-    }
-    x->enrolment_soap = std::move(soap).value();
 
-    x->claim =
+    x->claim.request =
         ReadFile(std::string(PSL_SOURCE_DIR) + "/conformance/efact/valid/hcpfac_deflate.xml");
     ValidationReport claim_report;
-    auto claim = GenAsyncCodec(*x->schemas).Decode(x->claim, &claim_report);
+    auto claim = GenAsyncCodec(*x->schemas).Decode(x->claim.request, &claim_report);
     if (!claim.ok()) {
       return fail("the claim does not decode: " + claim.status().ToString());
     }
-    auto claim_signed = SignGenAsyncPost(x->claim, x->practice, nullptr, x->clock);
-    if (!claim_signed.ok()) {
-      return fail("claim sign: " + claim_signed.status().ToString());
+    if (std::string error = SignAndWrap<ClaimFlow>(x, &x->claim); !error.empty()) {
+      return fail(error);
     }
-    x->claim_signed = std::move(claim_signed).value();
-    auto claim_soap = BuildSoapRequest(x->claim_signed, {}, x->gateway, x->clock);
-    if (!claim_soap.ok()) {
-      return fail("claim soap: " + claim_soap.status().ToString());
-    }
-    x->claim_soap = std::move(claim_soap).value();
     return x;
   }();
   return *f;
@@ -207,41 +244,117 @@ void Check(benchmark::State& state, bool ok, const char* what) {
   }
 }
 
-// --- stages shared by both flows ----------------------------------------------------------------
-void Parse(benchmark::State& state, const std::string& doc) {
+// Runs `op` (returning a Status-like result) once an iteration; `what` names it when it fails.
+template <typename Op>
+void Repeat(benchmark::State& state, const char* what, const Op& op) {
   for (auto _ : state) {
-    auto parsed = ParseUntrustedXml(doc, XmlLimits{}, nullptr);
-    Check(state, parsed.ok(), "parse");
-    benchmark::DoNotOptimize(parsed);
+    auto result = op();
+    Check(state, result.ok(), what);
+    benchmark::DoNotOptimize(result);
   }
+}
+
+void Parse(benchmark::State& state, const std::string& doc) {
+  Repeat(state, "parse", [&] { return ParseUntrustedXml(doc, XmlLimits{}, nullptr); });
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * doc.size()));
 }
 
-void ValidateEnvelope(benchmark::State& state, const std::string& doc, EnvelopeSchema set) {
+// --- the stages of both flows (BM_<Flow>_<Stage>) -----------------------------------------------
+template <typename Flow>
+void BM_Parse(benchmark::State& state) {
+  if (Ready(state)) {
+    Parse(state, Flow::Docs(F()).request);
+  }
+}
+
+template <typename Flow>
+void BM_ValidateEnvelope(benchmark::State& state) {
+  if (!Ready(state)) {
+    return;
+  }
+  const std::string& doc = Flow::Docs(F()).request;
   for (auto _ : state) {
     state.PauseTiming();  // a fresh document each time: validation records xs:ID attributes
     auto parsed = ParseUntrustedXml(doc, XmlLimits{}, nullptr);
     std::vector<Problem> problems;
     state.ResumeTiming();
-    const bool ok =
-        parsed.ok() && F().schemas->ValidateEnvelope(set, parsed->get(), "envelope", &problems);
+    const bool ok = parsed.ok() && F().schemas->ValidateEnvelope(Flow::kEnvelope, parsed->get(),
+                                                                 "envelope", &problems);
     Check(state, ok, "envelope not valid");
   }
 }
 
-// --- the enrolment (MHM) ------------------------------------------------------------------------
-void BM_Enrolment_Parse(benchmark::State& state) {
-  if (Ready(state)) {
-    Parse(state, F().enrolment);
+// The whole codec. Enrolment: parse, both XSDs, blob decoding and the business rules (rules
+// alone cost Decode - (Parse + ValidateEnvelope + ParseDetail + ValidateDetail)). Claim: parse,
+// envelope XSD, blob inflate, eFact parse and the gateway rules.
+template <typename Flow>
+void BM_Decode(benchmark::State& state) {
+  if (!Ready(state)) {
+    return;
   }
+  const auto codec = Flow::Codec(F());
+  Repeat(state, "decode", [&] {
+    ValidationReport report;
+    return codec.Decode(Flow::Docs(F()).request, &report);
+  });
 }
 
-void BM_Enrolment_ValidateEnvelope(benchmark::State& state) {
-  if (Ready(state)) {
-    ValidateEnvelope(state, F().enrolment, EnvelopeSchema::kMhm);
+template <typename Flow>
+void BM_SignXades(benchmark::State& state) {
+  if (!Ready(state)) {
+    return;
   }
+  Repeat(state, "sign", [] { return Flow::Sign(F(), Flow::Docs(F()).request); });
 }
 
+template <typename Flow>
+void BM_VerifyXades(benchmark::State& state) {
+  if (!Ready(state)) {
+    return;
+  }
+  Repeat(state, "verify", [] { return Flow::Verify(F(), Flow::Docs(F()).signed_request); });
+}
+
+template <typename Flow>
+void BM_SoapSign(benchmark::State& state) {
+  if (!Ready(state)) {
+    return;
+  }
+  Repeat(state, "soap sign", [] {
+    return BuildSoapRequest(Flow::Docs(F()).signed_request, {}, F().gateway, F().clock);
+  });
+}
+
+template <typename Flow>
+void BM_SoapVerify(benchmark::State& state) {
+  if (!Ready(state)) {
+    return;
+  }
+  SoapVerifyOptions options;
+  options.intermediates = &F().intermediates;
+  Repeat(state, "soap verify", [&] {
+    return VerifySoapRequest(Flow::Docs(F()).soap, F().trust.get(), F().clock, options);
+  });
+}
+
+// The peers' work (load-tests/peers): decode (parse, XSDs, rules) + XAdES sign.
+template <typename Flow>
+void BM_Intake(benchmark::State& state) {
+  if (!Ready(state)) {
+    return;
+  }
+  const auto codec = Flow::Codec(F());
+  for (auto _ : state) {
+    ValidationReport report;
+    auto decoded = codec.Decode(Flow::Docs(F()).request, &report);
+    auto signed_doc = Flow::Sign(F(), Flow::Docs(F()).request);
+    Check(state, decoded.ok() && signed_doc.ok(), "intake");
+    benchmark::DoNotOptimize(signed_doc);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+// --- the enrolment's kmehr Detail ---------------------------------------------------------------
 void BM_Enrolment_ParseDetail(benchmark::State& state) {
   if (Ready(state)) {
     Parse(state, F().detail);
@@ -263,83 +376,6 @@ void BM_Enrolment_ValidateDetail(benchmark::State& state) {
   }
 }
 
-// The whole codec: parse, both XSDs, blob decoding and the business rules. Rules alone cost
-// Decode - (Parse + ValidateEnvelope + ParseDetail + ValidateDetail).
-void BM_Enrolment_Decode(benchmark::State& state) {
-  if (!Ready(state)) {
-    return;
-  }
-  const MhmCodec codec(*F().schemas, F().clock);
-  for (auto _ : state) {
-    ValidationReport report;
-    auto decoded = codec.Decode(F().enrolment, &report);
-    Check(state, decoded.ok(), "decode");
-    benchmark::DoNotOptimize(decoded);
-  }
-}
-
-void BM_Enrolment_SignXades(benchmark::State& state) {
-  if (!Ready(state)) {
-    return;
-  }
-  for (auto _ : state) {
-    auto signed_doc = SignBlobRequest(F().enrolment, F().practice, nullptr, F().clock);
-    Check(state, signed_doc.ok(), "sign");
-    benchmark::DoNotOptimize(signed_doc);
-  }
-}
-
-void BM_Enrolment_VerifyXades(benchmark::State& state) {
-  if (!Ready(state)) {
-    return;
-  }
-  for (auto _ : state) {
-    auto verified = VerifyBlobRequest(F().enrolment_signed, F().trust.get(), F().clock);
-    Check(state, verified.ok(), "verify");
-    benchmark::DoNotOptimize(verified);
-  }
-}
-
-void BM_Enrolment_SoapSign(benchmark::State& state) {
-  if (!Ready(state)) {
-    return;
-  }
-  for (auto _ : state) {
-    auto soap = BuildSoapRequest(F().enrolment_signed, {}, F().gateway, F().clock);
-    Check(state, soap.ok(), "soap sign");
-    benchmark::DoNotOptimize(soap);
-  }
-}
-
-void BM_Enrolment_SoapVerify(benchmark::State& state) {
-  if (!Ready(state)) {
-    return;
-  }
-  SoapVerifyOptions options;
-  options.intermediates = &F().intermediates;
-  for (auto _ : state) {
-    auto verified = VerifySoapRequest(F().enrolment_soap, F().trust.get(), F().clock, options);
-    Check(state, verified.ok(), "soap verify");
-    benchmark::DoNotOptimize(verified);
-  }
-}
-
-// The peers' work (load-tests/peers): decode (parse, both XSDs, rules) + XAdES sign.
-void BM_EnrolmentIntake(benchmark::State& state) {
-  if (!Ready(state)) {
-    return;
-  }
-  const MhmCodec codec(*F().schemas, F().clock);
-  for (auto _ : state) {
-    ValidationReport report;
-    auto decoded = codec.Decode(F().enrolment, &report);
-    auto signed_doc = SignBlobRequest(F().enrolment, F().practice, nullptr, F().clock);
-    Check(state, decoded.ok() && signed_doc.ok(), "intake");
-    benchmark::DoNotOptimize(signed_doc);
-  }
-  state.SetItemsProcessed(state.iterations());
-}
-
 // The floor: one RSA-2048 PKCS#1 v1.5 SHA-256 signature of 32 bytes with the practice key.
 void BM_RsaSign(benchmark::State& state) {
   if (!Ready(state)) {
@@ -358,115 +394,39 @@ void BM_RsaSign(benchmark::State& state) {
   }
 }
 
-// --- the claim (eFact, genasync post) -----------------------------------------------------------
-void BM_Claim_Parse(benchmark::State& state) {
-  if (Ready(state)) {
-    Parse(state, F().claim);
+// Registers BM_<Flow>_Parse ... BM_<Flow>Intake (names load-tests/bench reads); `detail` stages
+// run after the envelope's.
+template <typename Flow>
+void RegisterFlow(
+    std::initializer_list<std::pair<const char*, void (*)(benchmark::State&)>> detail = {}) {
+  const std::string prefix = "BM_" + std::string(Flow::kName);
+  benchmark::RegisterBenchmark((prefix + "_Parse").c_str(), BM_Parse<Flow>);
+  benchmark::RegisterBenchmark((prefix + "_ValidateEnvelope").c_str(), BM_ValidateEnvelope<Flow>);
+  for (const auto& [name, fn] : detail) {
+    benchmark::RegisterBenchmark((prefix + name).c_str(), fn);
   }
+  benchmark::RegisterBenchmark((prefix + "_Decode").c_str(), BM_Decode<Flow>);
+  benchmark::RegisterBenchmark((prefix + "_SignXades").c_str(), BM_SignXades<Flow>);
+  benchmark::RegisterBenchmark((prefix + "_VerifyXades").c_str(), BM_VerifyXades<Flow>);
+  benchmark::RegisterBenchmark((prefix + "_SoapSign").c_str(), BM_SoapSign<Flow>);
+  benchmark::RegisterBenchmark((prefix + "_SoapVerify").c_str(), BM_SoapVerify<Flow>);
+  benchmark::RegisterBenchmark((prefix + "Intake").c_str(), BM_Intake<Flow>);
 }
-
-void BM_Claim_ValidateEnvelope(benchmark::State& state) {
-  if (Ready(state)) {
-    ValidateEnvelope(state, F().claim, EnvelopeSchema::kGenAsync);
-  }
-}
-
-// Parse, envelope XSD, blob inflate, eFact parse and the gateway rules.
-void BM_Claim_Decode(benchmark::State& state) {
-  if (!Ready(state)) {
-    return;
-  }
-  const GenAsyncCodec codec(*F().schemas);
-  for (auto _ : state) {
-    ValidationReport report;
-    auto decoded = codec.Decode(F().claim, &report);
-    Check(state, decoded.ok(), "decode");
-    benchmark::DoNotOptimize(decoded);
-  }
-}
-
-void BM_Claim_SignXades(benchmark::State& state) {
-  if (!Ready(state)) {
-    return;
-  }
-  for (auto _ : state) {
-    auto signed_doc = SignGenAsyncPost(F().claim, F().practice, nullptr, F().clock);
-    Check(state, signed_doc.ok(), "sign");
-    benchmark::DoNotOptimize(signed_doc);
-  }
-}
-
-void BM_Claim_VerifyXades(benchmark::State& state) {
-  if (!Ready(state)) {
-    return;
-  }
-  for (auto _ : state) {
-    auto verified = VerifyGenAsyncPost(F().claim_signed, F().trust.get(), F().clock);
-    Check(state, verified.ok(), "verify");
-    benchmark::DoNotOptimize(verified);
-  }
-}
-
-void BM_Claim_SoapSign(benchmark::State& state) {
-  if (!Ready(state)) {
-    return;
-  }
-  for (auto _ : state) {
-    auto soap = BuildSoapRequest(F().claim_signed, {}, F().gateway, F().clock);
-    Check(state, soap.ok(), "soap sign");
-    benchmark::DoNotOptimize(soap);
-  }
-}
-
-void BM_Claim_SoapVerify(benchmark::State& state) {
-  if (!Ready(state)) {
-    return;
-  }
-  SoapVerifyOptions options;
-  options.intermediates = &F().intermediates;
-  for (auto _ : state) {
-    auto verified = VerifySoapRequest(F().claim_soap, F().trust.get(), F().clock, options);
-    Check(state, verified.ok(), "soap verify");
-    benchmark::DoNotOptimize(verified);
-  }
-}
-
-void BM_ClaimIntake(benchmark::State& state) {
-  if (!Ready(state)) {
-    return;
-  }
-  const GenAsyncCodec codec(*F().schemas);
-  for (auto _ : state) {
-    ValidationReport report;
-    auto decoded = codec.Decode(F().claim, &report);
-    auto signed_doc = SignGenAsyncPost(F().claim, F().practice, nullptr, F().clock);
-    Check(state, decoded.ok() && signed_doc.ok(), "intake");
-    benchmark::DoNotOptimize(signed_doc);
-  }
-  state.SetItemsProcessed(state.iterations());
-}
-
-BENCHMARK(BM_RsaSign);
-BENCHMARK(BM_Enrolment_Parse);
-BENCHMARK(BM_Enrolment_ValidateEnvelope);
-BENCHMARK(BM_Enrolment_ParseDetail);
-BENCHMARK(BM_Enrolment_ValidateDetail);
-BENCHMARK(BM_Enrolment_Decode);
-BENCHMARK(BM_Enrolment_SignXades);
-BENCHMARK(BM_Enrolment_VerifyXades);
-BENCHMARK(BM_Enrolment_SoapSign);
-BENCHMARK(BM_Enrolment_SoapVerify);
-BENCHMARK(BM_EnrolmentIntake);
-BENCHMARK(BM_Claim_Parse);
-BENCHMARK(BM_Claim_ValidateEnvelope);
-BENCHMARK(BM_Claim_Decode);
-BENCHMARK(BM_Claim_SignXades);
-BENCHMARK(BM_Claim_VerifyXades);
-BENCHMARK(BM_Claim_SoapSign);
-BENCHMARK(BM_Claim_SoapVerify);
-BENCHMARK(BM_ClaimIntake);
 
 }  // namespace
 }  // namespace psl::codecs
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  using namespace psl::codecs;  // NOLINT(google-build-using-namespace)
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) {
+    return 1;
+  }
+  benchmark::RegisterBenchmark("BM_RsaSign", BM_RsaSign);
+  RegisterFlow<EnrolmentFlow>({{"_ParseDetail", BM_Enrolment_ParseDetail},
+                               {"_ValidateDetail", BM_Enrolment_ValidateDetail}});
+  RegisterFlow<ClaimFlow>();
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -98,6 +98,30 @@ bool IsRetryableStatus(int status) {
   return status == 408 || status == 429 || status >= 500;
 }
 
+// Runs `parse`, the flow's answer parser, on the answer to `lease` (a request for operation `op`
+// of `flow`, e.g. "MediPrima"), checks that the answer is the one to this request (the same
+// operation; its `reference` field is "_" + message id) and keeps what delivery records.
+template <typename Operation, typename Answer, typename Parse>
+StatusOr<ParsedAnswer> ParseLeaseAnswer(const store::Lease& lease, Operation op,
+                                        std::string_view flow, std::string Answer::*reference,
+                                        Parse parse) {
+  StatusOr<Answer> answer = parse();
+  if (!answer.ok()) {
+    return answer.status();
+  }
+  if (answer->operation != op) {
+    return Status::Invalid("the answer is for another " + std::string(flow) + " operation");
+  }
+  if ((*answer).*reference != "_" + lease.message_id) {
+    return Status::Invalid("the answer refers to another request");
+  }
+  ParsedAnswer parsed;
+  parsed.decision = answer->decision;
+  parsed.codes = answer->codes;
+  parsed.insurer_reference = answer->insurer_reference;
+  return parsed;
+}
+
 }  // namespace
 
 bool IsMediPrimaMessage(std::string_view flow_kind, std::string_view operation) {
@@ -115,21 +139,8 @@ StatusOr<ParsedAnswer> ParseMediPrimaAnswer(const store::Lease& lease, std::stri
   if (!op) {
     return Status::Invalid("not a MediPrima message");
   }
-  StatusOr<codecs::MediPrimaAnswer> answer = codecs::ParseMediPrimaResponse(body_xml, schemas);
-  if (!answer.ok()) {
-    return answer.status();
-  }
-  if (answer->operation != *op) {
-    return Status::Invalid("the answer is for another MediPrima operation");
-  }
-  if (answer->in_response_to != "_" + lease.message_id) {
-    return Status::Invalid("the answer refers to another request");
-  }
-  ParsedAnswer parsed;
-  parsed.decision = answer->decision;
-  parsed.codes = answer->codes;
-  parsed.insurer_reference = answer->insurer_reference;
-  return parsed;
+  return ParseLeaseAnswer(lease, *op, "MediPrima", &codecs::MediPrimaAnswer::in_response_to,
+                          [&] { return codecs::ParseMediPrimaResponse(body_xml, schemas); });
 }
 
 StatusOr<ParsedAnswer> ParseEAttestAnswer(const store::Lease& lease, std::string_view body_xml,
@@ -144,22 +155,9 @@ StatusOr<ParsedAnswer> ParseEAttestAnswer(const store::Lease& lease, std::string
   if (insurer_trust == nullptr) {
     return Status::Invalid("no trust store for insurer " + lease.destination);
   }
-  StatusOr<codecs::EAttestAnswer> answer =
-      codecs::ParseAttestationResponse(body_xml, schemas, ours, insurer_trust, clock);
-  if (!answer.ok()) {
-    return answer.status();
-  }
-  if (answer->operation != *op) {
-    return Status::Invalid("the answer is for another eAttest operation");
-  }
-  if (answer->input_reference != "_" + lease.message_id) {
-    return Status::Invalid("the answer refers to another request");
-  }
-  ParsedAnswer parsed;
-  parsed.decision = answer->decision;
-  parsed.codes = answer->codes;
-  parsed.insurer_reference = answer->insurer_reference;
-  return parsed;
+  return ParseLeaseAnswer(lease, *op, "eAttest", &codecs::EAttestAnswer::input_reference, [&] {
+    return codecs::ParseAttestationResponse(body_xml, schemas, ours, insurer_trust, clock);
+  });
 }
 
 // Text that came from the insurer or the network (a faultstring, a transport detail) before it is

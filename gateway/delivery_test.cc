@@ -4,7 +4,6 @@
 #include <gtest/gtest.h>
 
 #include <condition_variable>
-#include <deque>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -20,11 +19,15 @@
 #include "codecs/xml_parser.h"
 #include "codecs/xmlsec_library.h"
 #include "gateway/mailbox.h"
+#include "gateway/testing/scripted_sender.h"
 #include "store/memory_store.h"
 
 namespace psl::gateway {
 namespace {
 
+using sender_test::Http;
+using sender_test::ScriptedSender;
+using sender_test::Transport;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 using ::testing::HasSubstr;
@@ -32,50 +35,6 @@ using ::testing::HasSubstr;
 constexpr char kRequest[] =
     "<mhm:SendSubscriptionRequest xmlns:mhm=\"urn:be:fgov:ehealth:mycarenet:"
     "medicalhousemembership:protocol:v1\" Id=\"_m1\"/>";
-
-// Answers in the order given; records what was sent.
-class ScriptedSender final : public Sender {
- public:
-  HttpsResult Send(const std::string& insurer, const HttpsUrl& url, const HttpHeaders& headers,
-                   std::string_view body) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    sent.push_back({insurer, url.target, headers, std::string(body)});
-    if (script.empty()) {
-      HttpsResult r;
-      r.error = TransportError::kConnect;
-      r.error_detail = "nothing scripted";
-      return r;
-    }
-    HttpsResult r = script.front();
-    script.pop_front();
-    return r;
-  }
-
-  struct Sent {
-    std::string insurer;
-    std::string target;
-    HttpHeaders headers;
-    std::string body;
-  };
-  std::mutex mu_;
-  std::deque<HttpsResult> script;
-  std::vector<Sent> sent;
-};
-
-HttpsResult Http(int status, std::string body, HttpHeaders headers = {}) {
-  HttpsResult r;
-  r.response.status = status;
-  r.response.body = std::move(body);
-  r.response.headers = std::move(headers);
-  return r;
-}
-
-HttpsResult Transport(TransportError e) {
-  HttpsResult r;
-  r.error = e;
-  r.error_detail = "scripted";
-  return r;
-}
 
 std::string SoapAnswer(const std::string& decision) {
   StatusOr<std::string> env = codecs::BuildSoapResponse("<answer decision=\"" + decision + "\"/>");

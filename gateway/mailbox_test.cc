@@ -3,9 +3,6 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <deque>
-#include <functional>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -21,11 +18,15 @@
 #include "codecs/testing/mhm_test_support.h"
 #include "codecs/testing/xades_test_support.h"
 #include "codecs/xades.h"
+#include "gateway/testing/scripted_sender.h"
 #include "store/memory_store.h"
 
 namespace psl::gateway {
 namespace {
 
+using sender_test::Http;
+using sender_test::ScriptedSender;
+using sender_test::Transport;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
@@ -44,59 +45,10 @@ SigningIdentity LoadIdentity(const std::string& name) {
   return id.ok() ? std::move(id).value() : SigningIdentity{};
 }
 
-// Answers in the order given; records what was sent.
-class ScriptedSender final : public Sender {
- public:
-  HttpsResult Send(const std::string& insurer, const HttpsUrl& url, const HttpHeaders& headers,
-                   std::string_view body) override {
-    if (on_send) {
-      on_send();
-    }
-    std::lock_guard<std::mutex> lock(mu);
-    std::string action;
-    for (const auto& [k, v] : headers) {
-      if (k == "soapaction") {
-        action = v;
-      }
-    }
-    sent.push_back({insurer, url.target, action, std::string(body)});
-    if (script.empty()) {
-      HttpsResult r;
-      r.error = TransportError::kConnect;
-      r.error_detail = "nothing scripted";
-      return r;
-    }
-    HttpsResult r = script.front();
-    script.pop_front();
-    return r;
-  }
-
-  struct Sent {
-    std::string insurer;
-    std::string target;
-    std::string action;
-    std::string body;
-  };
-  std::function<void()> on_send;  // called first (outside mu)
-  std::mutex mu;
-  std::deque<HttpsResult> script;
-  std::vector<Sent> sent;
-};
-
 HttpsResult Soap(const std::string& body_xml) {
   StatusOr<std::string> env = codecs::BuildSoapResponse(body_xml);
   EXPECT_TRUE(env.ok()) << env.status().ToString();
-  HttpsResult r;
-  r.response.status = 200;
-  r.response.body = env.ok() ? *env : "";
-  return r;
-}
-
-HttpsResult Transport() {
-  HttpsResult r;
-  r.error = TransportError::kReset;
-  r.error_detail = "scripted";
-  return r;
+  return Http(200, env.ok() ? *env : "");
 }
 
 class MailboxTest : public ::testing::Test {

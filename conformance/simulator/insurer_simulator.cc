@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <deque>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <random>
@@ -452,72 +453,126 @@ std::string FaultPlanJson(const FaultPlan& plan, system_clock::time_point now) {
   return j.dump();
 }
 
-// ---- eFact decisions
-// -----------------------------------------------------------------------------
+// ---- eFact, MediPrima and eAttest decisions
+// ---------------------------------------------------------------------
 
-StatusOr<EfactControl> ParseEfactControl(std::string_view json) {
+namespace {
+
+// How a flow checks the codes of its control: `valid` (the item's text; "" for a non-string),
+// else kInvalid "'codes' must be an array of <items>" or "'<key>' must hold <rule>".
+struct CodeCheck {
+  std::function<bool(const std::string& code)> valid;
+  std::string_view items;
+  std::string_view rule;
+};
+
+// The keys every decision control shares.
+struct DecisionControlKeys {
+  std::string insurer;  // "" = every insurer
+  std::vector<std::string> codes;
+  std::uint64_t next = 0;  // 0 = the default decision from now on
+};
+
+// Appends the code `v` (under `key`) to *codes once `check` accepts it.
+Status AddCode(const CodeCheck& check, const nlohmann::json& v, const std::string& key,
+               std::vector<std::string>* codes) {
+  std::string code = v.is_string() ? v.get<std::string>() : std::string();
+  if (!check.valid(code)) {
+    return Status::Invalid("'" + key + "' must hold " + std::string(check.rule));
+  }
+  codes->push_back(std::move(code));
+  return Status::Ok();
+}
+
+// Reads a /control/<flow> JSON object: "insurer", "codes" (each through `code_check`) and "next"
+// here; "decision" and the flow's own keys through `flow_key`, which answers nullopt for a key
+// it does not know (kInvalid "unknown key"). `flow` names the flow in the errors ("eFact").
+StatusOr<DecisionControlKeys> ParseDecisionControl(
+    std::string_view json, std::string_view flow, const CodeCheck& code_check,
+    const std::function<std::optional<Status>(const std::string& key, const nlohmann::json& v,
+                                              DecisionControlKeys* keys)>& flow_key) {
   const nlohmann::json j = nlohmann::json::parse(json, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) {
-    return Status::Invalid("the eFact control must be a JSON object");
+    return Status::Invalid("the " + std::string(flow) + " control must be a JSON object");
   }
-  EfactControl c;
-  std::optional<codecs::EfactReturnKind> kind;
-  std::vector<std::string> codes;
-  auto add_code = [&codes](const nlohmann::json& v, const std::string& key) -> Status {
-    const std::string code = v.is_string() ? v.get<std::string>() : std::string();
-    if (code.size() != 6 ||
-        !std::all_of(code.begin(), code.end(), [](char ch) { return ch >= '0' && ch <= '9'; })) {
-      return Status::Invalid("'" + key + "' must hold 6-digit eFact error codes");
-    }
-    codes.push_back(code);
-    return Status::Ok();
-  };
+  DecisionControlKeys keys;
   for (const auto& [key, v] : j.items()) {
     if (key == "insurer") {
       if (!v.is_string()) {
         return Status::Invalid("'insurer' must be a string");
       }
-      c.insurer = v.get<std::string>();
-    } else if (key == "decision" || key == "efact_return") {
-      codecs::EfactReturnKind k;
-      if (!v.is_string() || !codecs::EfactReturnKindFromName(v.get<std::string>(), &k)) {
-        return Status::Invalid("'" + key +
-                               "' must be accepted, refused, refused-blocking or "
-                               "accepted-with-errors (or 931000, 920999, 920099, 920098)");
-      }
-      kind = k;
+      keys.insurer = v.get<std::string>();
     } else if (key == "codes") {
       if (!v.is_array()) {
-        return Status::Invalid("'codes' must be an array of 6-digit strings");
+        return Status::Invalid("'codes' must be an array of " + std::string(code_check.items));
       }
       for (const auto& item : v) {
-        PSL_RETURN_IF_ERROR(add_code(item, key));
+        PSL_RETURN_IF_ERROR(AddCode(code_check, item, key, &keys.codes));
       }
-    } else if (key == "efact_code" || key == "code") {
-      PSL_RETURN_IF_ERROR(add_code(v, key));
     } else if (key == "next") {
-      PSL_RETURN_IF_ERROR(ReadCount(v, key, &c.next));
-    } else if (key == "return_delay_ms") {
-      std::int64_t n = 0;
-      PSL_RETURN_IF_ERROR(ReadInt(v, key, 0, std::int64_t{86'400'000}, &n));
-      c.return_delay = std::chrono::milliseconds(n);
-    } else if (key == "mailbox_tacks") {
-      if (!v.is_boolean()) {
-        return Status::Invalid("'mailbox_tacks' must be true or false");
-      }
-      c.mailbox_tacks = v.get<bool>();
+      PSL_RETURN_IF_ERROR(ReadCount(v, key, &keys.next));
+    } else if (std::optional<Status> read = flow_key(key, v, &keys)) {
+      PSL_RETURN_IF_ERROR(*read);
     } else {
       return Status::Invalid("unknown key '" + key + "'");
     }
   }
-  if (!kind && (!codes.empty() || c.next > 0)) {
+  return keys;
+}
+
+bool IsDigits(const std::string& code, std::size_t length) {
+  return code.size() == length &&
+         std::all_of(code.begin(), code.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
+}
+
+}  // namespace
+
+StatusOr<EfactControl> ParseEfactControl(std::string_view json) {
+  const CodeCheck code_check{[](const std::string& code) { return IsDigits(code, 6); },
+                             "6-digit strings", "6-digit eFact error codes"};
+  EfactControl c;
+  std::optional<codecs::EfactReturnKind> kind;
+  StatusOr<DecisionControlKeys> keys = ParseDecisionControl(
+      json, "eFact", code_check,
+      [&](const std::string& key, const nlohmann::json& v,
+          DecisionControlKeys* shared) -> std::optional<Status> {
+        if (key == "decision" || key == "efact_return") {
+          codecs::EfactReturnKind k;
+          if (!v.is_string() || !codecs::EfactReturnKindFromName(v.get<std::string>(), &k)) {
+            return Status::Invalid("'" + key +
+                                   "' must be accepted, refused, refused-blocking or "
+                                   "accepted-with-errors (or 931000, 920999, 920099, 920098)");
+          }
+          kind = k;
+        } else if (key == "efact_code" || key == "code") {
+          return AddCode(code_check, v, key, &shared->codes);
+        } else if (key == "return_delay_ms") {
+          std::int64_t n = 0;
+          PSL_RETURN_IF_ERROR(ReadInt(v, key, 0, std::int64_t{86'400'000}, &n));
+          c.return_delay = std::chrono::milliseconds(n);
+        } else if (key == "mailbox_tacks") {
+          if (!v.is_boolean()) {
+            return Status::Invalid("'mailbox_tacks' must be true or false");
+          }
+          c.mailbox_tacks = v.get<bool>();
+        } else {
+          return std::nullopt;
+        }
+        return Status::Ok();
+      });
+  if (!keys.ok()) {
+    return keys.status();
+  }
+  c.insurer = std::move(keys->insurer);
+  c.next = keys->next;
+  if (!kind && (!keys->codes.empty() || c.next > 0)) {
     return Status::Invalid("'codes' and 'next' need a 'decision'");
   }
   if (kind) {
-    if (*kind == codecs::EfactReturnKind::kAcknowledged && !codes.empty()) {
+    if (*kind == codecs::EfactReturnKind::kAcknowledged && !keys->codes.empty()) {
       return Status::Invalid("an acknowledgement (931000) carries no error code");
     }
-    c.decision = EfactDecision{*kind, std::move(codes)};
+    c.decision = EfactDecision{*kind, std::move(keys->codes)};
   }
   return c;
 }
@@ -528,7 +583,7 @@ StatusOr<EfactControl> ParseEfactControl(std::string_view json) {
 namespace {
 
 // "accepted" | "refused" into *refused.
-Status ReadDecision(const nlohmann::json& v, bool* refused) {
+Status ReadDecision(const nlohmann::json& v, std::optional<bool>* refused) {
   if (v.is_string() && v.get<std::string>() == "accepted") {
     *refused = false;
     return Status::Ok();
@@ -550,57 +605,42 @@ bool IsStatusCodeText(const std::string& code) {
 }  // namespace
 
 StatusOr<MediPrimaControl> ParseMediPrimaControl(std::string_view json) {
-  const nlohmann::json j = nlohmann::json::parse(json, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) {
-    return Status::Invalid("the MediPrima control must be a JSON object");
+  std::optional<bool> refused;
+  std::string operation;
+  StatusOr<DecisionControlKeys> keys = ParseDecisionControl(
+      json, "MediPrima",
+      {IsStatusCodeText, "strings", "1 to 64 characters among letters, digits and - _ . :"},
+      [&](const std::string& key, const nlohmann::json& v,
+          DecisionControlKeys*) -> std::optional<Status> {
+        if (key == "decision") {
+          return ReadDecision(v, &refused);
+        }
+        if (key == "operation") {
+          if (!v.is_string() || (v != "send" && v != "search" && v != "delete" && v != "consult")) {
+            return Status::Invalid(
+                "'operation' must be \"send\", \"search\", \"delete\" or \"consult\"");
+          }
+          operation = v.get<std::string>();
+          return Status::Ok();
+        }
+        return std::nullopt;
+      });
+  if (!keys.ok()) {
+    return keys.status();
   }
   MediPrimaControl c;
-  std::optional<bool> refused;
-  std::vector<std::string> codes;
-  std::string operation;
-  for (const auto& [key, v] : j.items()) {
-    if (key == "insurer") {
-      if (!v.is_string()) {
-        return Status::Invalid("'insurer' must be a string");
-      }
-      c.insurer = v.get<std::string>();
-    } else if (key == "decision") {
-      bool r = false;
-      PSL_RETURN_IF_ERROR(ReadDecision(v, &r));
-      refused = r;
-    } else if (key == "codes") {
-      if (!v.is_array()) {
-        return Status::Invalid("'codes' must be an array of strings");
-      }
-      for (const auto& item : v) {
-        if (!item.is_string() || !IsStatusCodeText(item.get<std::string>())) {
-          return Status::Invalid(
-              "'codes' must hold 1 to 64 characters among letters, digits and - _ . :");
-        }
-        codes.push_back(item.get<std::string>());
-      }
-    } else if (key == "operation") {
-      if (!v.is_string() || (v != "send" && v != "search" && v != "delete" && v != "consult")) {
-        return Status::Invalid(
-            "'operation' must be \"send\", \"search\", \"delete\" or \"consult\"");
-      }
-      operation = v.get<std::string>();
-    } else if (key == "next") {
-      PSL_RETURN_IF_ERROR(ReadCount(v, key, &c.next));
-    } else {
-      return Status::Invalid("unknown key '" + key + "'");
-    }
-  }
+  c.insurer = std::move(keys->insurer);
+  c.next = keys->next;
   if (!refused) {
-    if (!codes.empty() || c.next > 0 || !operation.empty()) {
+    if (!keys->codes.empty() || c.next > 0 || !operation.empty()) {
       return Status::Invalid("'codes', 'operation' and 'next' need a 'decision'");
     }
     return c;
   }
-  if (!*refused && !codes.empty()) {
+  if (!*refused && !keys->codes.empty()) {
     return Status::Invalid("an accepted decision carries no code");
   }
-  c.decision = MediPrimaDecision{*refused, std::move(codes), std::move(operation)};
+  c.decision = MediPrimaDecision{*refused, std::move(keys->codes), std::move(operation)};
   return c;
 }
 
@@ -636,55 +676,37 @@ StatusOr<EAttestErrorTable> LoadEAttestErrorTable(const std::filesystem::path& j
 
 StatusOr<EAttestControl> ParseEAttestControl(std::string_view json,
                                              const EAttestErrorTable* table) {
-  const nlohmann::json j = nlohmann::json::parse(json, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) {
-    return Status::Invalid("the eAttest control must be a JSON object");
+  const CodeCheck code_check{[table](const std::string& code) {
+                               return table != nullptr && !table->empty() ? table->count(code) != 0
+                                                                          : IsDigits(code, 3);
+                             },
+                             "eAttest error codes", "codes of errors/eAttestErrors.json"};
+  std::optional<bool> refused;
+  StatusOr<DecisionControlKeys> keys =
+      ParseDecisionControl(json, "eAttest", code_check,
+                           [&](const std::string& key, const nlohmann::json& v,
+                               DecisionControlKeys*) -> std::optional<Status> {
+                             if (key == "decision") {
+                               return ReadDecision(v, &refused);
+                             }
+                             return std::nullopt;
+                           });
+  if (!keys.ok()) {
+    return keys.status();
   }
   EAttestControl c;
-  std::optional<bool> refused;
-  std::vector<std::string> codes;
-  for (const auto& [key, v] : j.items()) {
-    if (key == "insurer") {
-      if (!v.is_string()) {
-        return Status::Invalid("'insurer' must be a string");
-      }
-      c.insurer = v.get<std::string>();
-    } else if (key == "decision") {
-      bool r = false;
-      PSL_RETURN_IF_ERROR(ReadDecision(v, &r));
-      refused = r;
-    } else if (key == "codes") {
-      if (!v.is_array()) {
-        return Status::Invalid("'codes' must be an array of eAttest error codes");
-      }
-      for (const auto& item : v) {
-        const std::string code = item.is_string() ? item.get<std::string>() : std::string();
-        const bool known =
-            table != nullptr && !table->empty()
-                ? table->count(code) != 0
-                : code.size() == 3 && std::all_of(code.begin(), code.end(),
-                                                  [](char ch) { return ch >= '0' && ch <= '9'; });
-        if (!known) {
-          return Status::Invalid("'codes' must hold codes of errors/eAttestErrors.json");
-        }
-        codes.push_back(code);
-      }
-    } else if (key == "next") {
-      PSL_RETURN_IF_ERROR(ReadCount(v, key, &c.next));
-    } else {
-      return Status::Invalid("unknown key '" + key + "'");
-    }
-  }
+  c.insurer = std::move(keys->insurer);
+  c.next = keys->next;
   if (!refused) {
-    if (!codes.empty() || c.next > 0) {
+    if (!keys->codes.empty() || c.next > 0) {
       return Status::Invalid("'codes' and 'next' need a 'decision'");
     }
     return c;
   }
-  if (!*refused && !codes.empty()) {
+  if (!*refused && !keys->codes.empty()) {
     return Status::Invalid("an accepted decision carries no code");
   }
-  c.decision = EAttestDecision{*refused, std::move(codes)};
+  c.decision = EAttestDecision{*refused, std::move(keys->codes)};
   return c;
 }
 
