@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -141,6 +142,27 @@ HttpResponse PageReadFailure(const Status& status, const std::string& what, std:
   *error = status.ToString();
   return ProblemResponse(status.code() == StatusCode::kUnavailable ? status
                                                                    : Status::Internal(*error));
+}
+
+// Retry-After (seconds) for a request refused because `insurer`'s backlog is full: the time the
+// insurer needs to deliver the excess (depth - max_backlog + 1), at the delivery rate Little's
+// law gives for a FIFO queue in steady state (depth / age of the oldest pending message). No
+// history to keep: both come from the store's in-memory QueueStats. An insurer that delivers
+// nothing (an outage) ages its oldest message and so gets a longer Retry-After. Clamped to
+// [1, 300]; 5 when the age is unknown.
+std::int64_t BacklogRetryAfterSeconds(const store::QueueStats& stats, std::uint64_t max_backlog,
+                                      std::int64_t now_ms) {
+  constexpr std::int64_t kMin = 1;
+  constexpr std::int64_t kMax = 300;
+  constexpr std::int64_t kUnknown = 5;
+  if (stats.depth == 0 || stats.oldest_accepted_ms <= 0 || now_ms <= stats.oldest_accepted_ms) {
+    return kUnknown;
+  }
+  const double age_s = static_cast<double>(now_ms - stats.oldest_accepted_ms) / 1000.0;
+  const double rate = static_cast<double>(stats.depth) / age_s;  // deliveries per second
+  const double excess = static_cast<double>(stats.depth - std::min(stats.depth, max_backlog) + 1);
+  const double seconds = std::ceil(excess / rate);
+  return std::clamp<std::int64_t>(static_cast<std::int64_t>(std::min(seconds, 1e9)), kMin, kMax);
 }
 
 // A page of `key` items with the cursor of the next page (null on the last page).
@@ -1008,6 +1030,48 @@ std::optional<Principal> Api::Require(const HttpRequest& request, Role role, Con
   return std::nullopt;
 }
 
+std::optional<HttpResponse> Api::ShedForBacklog(const std::string& insurer,
+                                                const std::string& practice_nihii,
+                                                const std::string& idempotency_key, Context& ctx) {
+  const auto config = deps_.config->insurers.find(insurer);
+  if (config == deps_.config->insurers.end()) {
+    return std::nullopt;
+  }
+  const std::uint64_t max_backlog = config->second.max_backlog;
+  StatusOr<store::QueueStats> stats = deps_.queue->Stats(insurer);
+  if (!stats.ok()) {
+    return std::nullopt;  // the commit reports a store that cannot be used
+  }
+  if (stats->depth < max_backlog) {
+    return std::nullopt;
+  }
+  if (!idempotency_key.empty()) {
+    StatusOr<bool> used = deps_.queue->IdempotencyKeyUsed(practice_nihii, idempotency_key);
+    if (used.ok() && *used) {
+      return std::nullopt;
+    }
+  }
+  const std::int64_t now_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(deps_.clock->Now().time_since_epoch())
+          .count();
+  const std::int64_t retry_after = BacklogRetryAfterSeconds(*stats, max_backlog, now_ms);
+  ctx.code = "PSL-BACKLOG-FULL";
+  const std::string detail = "the delivery backlog for insurer " + insurer + " is full (" +
+                             std::to_string(stats->depth) + " of " + std::to_string(max_backlog) +
+                             "); retry after " + std::to_string(retry_after) + " s";
+  const Json errors = OneError(ctx.code, "max_backlog of insurer " + insurer + " reached");
+  HttpResponse response = ProblemResponse(Status::Unavailable(detail), &errors);
+  for (auto& [name, value] : response.headers) {
+    if (name == "retry-after") {
+      value = std::to_string(retry_after);
+    }
+  }
+  if (metrics_.intake_shed_total != nullptr) {
+    metrics_.intake_shed_total->WithLabels({"backlog", insurer})->Inc();
+  }
+  return response;
+}
+
 HttpResponse Api::Intake(const HttpRequest& request, const std::string& endpoint_kind,
                          Context& ctx) {
   HttpResponse denied;
@@ -1170,6 +1234,15 @@ HttpResponse Api::Intake(const HttpRequest& request, const std::string& endpoint
     return ProblemResponse(Status::Invalid("insurer cannot be determined"), &route_errors);
   }
   ctx.insurer = route->insurer;
+
+  // Admission: a destination whose delivery backlog is full takes no new message (before the
+  // signing, the expensive part). Nothing is stored, so nothing is audited and no idempotency
+  // key is recorded: the client's retry with the same key is a new request. A retry of a message
+  // already accepted is answered as usual (its original id).
+  if (std::optional<HttpResponse> shed =
+          ShedForBacklog(route->insurer, principal->practice_nihii, idempotency_key, ctx)) {
+    return *shed;
+  }
 
   // The gateway-owned id, written into the document before signing: the insurer de-duplicates
   // on it and echoes it in its answers (MHM root @Id, genasync CommonInput/InputReference).

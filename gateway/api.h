@@ -7,7 +7,11 @@
 //   POST /v1/enrolments | /v1/claims | /v1/amu | /v1/messages (flow detected)
 //        practice → authenticate → media type → [SOAP 1.1 body taken out] → the codec of the
 //        root element decodes and validates (every problem, 422) → sender == authenticated
-//        practice (403) → route → new message id written into the document → XAdES sign
+//        practice (403) → route → admission: the destination's pending deliveries
+//        (DurableQueue::Stats depth) at its max_backlog give 503 + Retry-After (the excess at
+//        the delivery rate depth / oldest age, 1..300 s; PSL-BACKLOG-FULL; nothing stored or
+//        audited, no idempotency key recorded; passerelle_intake_shed_total{reason="backlog"})
+//        → new message id written into the document → XAdES sign
 //        (practice key, else gateway key; a request already signed is verified against `trust`
 //        instead) → Commit → 202 {id, kind, flow, operation, insurer, state}. Per root element:
 //          MHM Send/Cancel/NotifySubscriptionClosure: kind enrolment, flow mhm; sender = the
@@ -144,6 +148,13 @@ class Api {
   struct Context;
   HttpResponse Dispatch(const HttpRequest& request, Context& ctx);
   HttpResponse Intake(const HttpRequest& request, const std::string& endpoint_kind, Context& ctx);
+  // 503 + Retry-After when `insurer`'s pending deliveries reached its max_backlog (counted in
+  // passerelle_intake_shed_total{reason="backlog"}); nullopt to go on. A retry whose
+  // Idempotency-Key the practice already used goes on: the commit answers it with the original
+  // message (or a 409), which adds nothing to the backlog.
+  std::optional<HttpResponse> ShedForBacklog(const std::string& insurer,
+                                             const std::string& practice_nihii,
+                                             const std::string& idempotency_key, Context& ctx);
   HttpResponse GetMessage(const HttpRequest& request, const std::string& id, bool answer,
                           Context& ctx);
   HttpResponse ListMessages(const HttpRequest& request, Context& ctx);

@@ -667,6 +667,87 @@ TEST_F(ApiTest, StoreThatCannotCommitGives503WithRetryAfter) {
   EXPECT_EQ(Post(A(), "/v1/enrolments", EnvelopeA(), "application/xml", "key-3").status, 202);
 }
 
+TEST_F(ApiTest, FullBacklogIs503WithRetryAfterAndChangesNothing) {
+  config_.insurers["300"].max_backlog = 2;
+  Rebuild();
+  SeedMessage(kPracticeA, "seed-1");
+  SeedMessage(kPracticeA, "seed-2");
+  clock_.Set(clock_.Now() + std::chrono::seconds(4));  // 2 pending for 4 s: ~0.5 delivered/s
+  const store::AuditHead head = store_->Head();
+
+  HttpResponse r = Post(A(), "/v1/enrolments", EnvelopeA(), "application/xml", "key-backlog");
+  ASSERT_EQ(r.status, 503) << r.body;
+  EXPECT_EQ(HeaderOf(r, "content-type"), "application/problem+json");
+  // The excess (1 message) at the estimated delivery rate (depth / oldest age = 0.5/s): 2 s.
+  EXPECT_EQ(HeaderOf(r, "retry-after"), "2");
+  Json body = Body(r);
+  EXPECT_EQ(body["status"], 503);
+  EXPECT_EQ(body["detail"],
+            "the delivery backlog for insurer 300 is full (2 of 2); retry after 2 s");
+  EXPECT_EQ(body["errors"][0]["code"], "PSL-BACKLOG-FULL");
+  ASSERT_FALSE(log_lines_.empty());
+  EXPECT_THAT(log_lines_.back(), HasSubstr("PSL-BACKLOG-FULL"));
+
+  // Nothing stored, nothing audited, nobody woken.
+  StatusOr<store::QueueStats> stats = store_->Stats("300");
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->depth, 2u);
+  StatusOr<store::MessagePage> page = store_->List(kPracticeA, {}, {});
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(page->records.size(), 2u);
+  EXPECT_EQ(store_->Head().sequence, head.sequence);
+  EXPECT_TRUE(notified_.empty());
+  EXPECT_THAT(Ops("/metrics").body,
+              HasSubstr("passerelle_intake_shed_total{reason=\"backlog\",insurer=\"300\"} 1\n"));
+
+  // Once one is delivered, the same request with the same key is a new message (the 503
+  // recorded no key), and the backlog is full again.
+  Answer("seed-1");
+  HttpResponse retried = Post(A(), "/v1/enrolments", EnvelopeA(), "application/xml", "key-backlog");
+  ASSERT_EQ(retried.status, 202) << retried.body;
+  EXPECT_FALSE(HeaderOf(retried, "idempotent-replayed").has_value());
+  EXPECT_EQ(notified_, std::vector<std::string>{"300"});
+  EXPECT_EQ(AuditEvents("accepted").size(), 3u);
+  EXPECT_EQ(Post(A(), "/v1/enrolments", EnvelopeA()).status, 503);
+}
+
+TEST_F(ApiTest, BacklogBelowTheLimitOrOfAnotherInsurerIsAccepted) {
+  config_.insurers["300"].max_backlog = 2;
+  config_.insurers["690"].max_backlog = 1;
+  Rebuild();
+  SeedMessage(kPracticeA, "seed-1");
+  EXPECT_EQ(Post(A(), "/v1/enrolments", EnvelopeA()).status, 202);  // 1 of 2 pending
+  EXPECT_EQ(Post(A(), "/v1/enrolments", EnvelopeA()).status, 503);  // 2 of 2
+  EXPECT_EQ(Post(A(), "/v1/amu", AmuA()).status, 202);              // 690: 0 of 1
+  HttpResponse full = Post(A(), "/v1/amu", AmuA());
+  EXPECT_EQ(full.status, 503) << full.body;
+  EXPECT_THAT(Body(full)["detail"].get<std::string>(), HasSubstr("insurer 690 is full (1 of 1)"));
+  const std::string metrics = Ops("/metrics").body;
+  EXPECT_THAT(metrics,
+              HasSubstr("passerelle_intake_shed_total{reason=\"backlog\",insurer=\"300\"} 1\n"));
+  EXPECT_THAT(metrics,
+              HasSubstr("passerelle_intake_shed_total{reason=\"backlog\",insurer=\"690\"} 1\n"));
+}
+
+// A practice that retries an accepted request (its 202 was lost) while the insurer's backlog is
+// full gets its original message back, not a 503: the retry adds nothing to the backlog.
+TEST_F(ApiTest, ARetryOfAnAcceptedRequestIsAnsweredWhileTheBacklogIsFull) {
+  config_.insurers["300"].max_backlog = 2;
+  Rebuild();
+  SeedMessage(kPracticeA, "seed-1");
+  HttpResponse first = Post(A(), "/v1/enrolments", EnvelopeA(), "application/xml", "key-lost");
+  ASSERT_EQ(first.status, 202) << first.body;  // now 2 of 2
+  const store::AuditHead head = store_->Head();
+  HttpResponse retry = Post(A(), "/v1/enrolments", EnvelopeA(), "application/xml", "key-lost");
+  ASSERT_EQ(retry.status, 202) << retry.body;
+  EXPECT_EQ(Body(retry)["id"], Body(first)["id"]);
+  EXPECT_EQ(store_->Head().sequence, head.sequence);
+  // The same key from another practice is a new request, and is refused.
+  EXPECT_EQ(Post(B(), "/v1/enrolments", EnvelopeB(), "application/xml", "key-lost").status, 503);
+  // A new key is refused.
+  EXPECT_EQ(Post(A(), "/v1/enrolments", EnvelopeA(), "application/xml", "key-new").status, 503);
+}
+
 TEST_F(ApiTest, DocumentsOfOtherFlowsNameTheirEndpoint) {
   const std::string claim =
       codecs::mhm_test::ReadShared("samples/genasync-post-eFact-HCPFAC.SYNTHETIC.xml");

@@ -30,6 +30,7 @@
 #include "gateway/mailbox.h"
 #include "gateway/metrics.h"
 #include "gateway/routing.h"
+#include "gateway/worker_pool.h"
 #include "store/audit.h"
 #include "store/rocksdb_store.h"
 
@@ -40,72 +41,6 @@ namespace {
 
 using std::chrono::milliseconds;
 
-// A fixed set of threads running posted jobs in order (CPU work: parse, validate, sign; and the
-// synced commit, which waits in the store's group commit). Post refuses work past `max_queued`
-// (the caller answers 503) and after Stop, which runs what is queued and joins.
-class WorkerPool {
- public:
-  WorkerPool(std::size_t threads, std::size_t max_queued) : max_queued_(max_queued) {
-    for (std::size_t i = 0; i < threads; ++i) {
-      threads_.emplace_back([this] { Run(); });
-    }
-  }
-  ~WorkerPool() { Stop(); }
-  WorkerPool(const WorkerPool&) = delete;
-  WorkerPool& operator=(const WorkerPool&) = delete;
-
-  bool Post(std::function<void()> job) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (stopping_ || jobs_.size() >= max_queued_) {
-        return false;
-      }
-      jobs_.push_back(std::move(job));
-    }
-    cv_.notify_one();
-    return true;
-  }
-
-  void Stop() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (stopping_ && threads_.empty()) {
-        return;
-      }
-      stopping_ = true;
-    }
-    cv_.notify_all();
-    for (std::thread& t : threads_) {
-      t.join();
-    }
-    threads_.clear();
-  }
-
- private:
-  void Run() {
-    for (;;) {
-      std::function<void()> job;
-      {
-        std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
-        if (jobs_.empty()) {
-          return;  // stopping and drained
-        }
-        job = std::move(jobs_.front());
-        jobs_.pop_front();
-      }
-      job();
-    }
-  }
-
-  const std::size_t max_queued_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> jobs_;
-  bool stopping_ = false;
-  std::vector<std::thread> threads_;
-};
-
 HttpResponse Overloaded() {
   HttpResponse r;
   r.status = 503;
@@ -115,12 +50,18 @@ HttpResponse Overloaded() {
   return r;
 }
 
-// Runs every request on `pool`; a full or stopped pool answers 503 at once.
-Handler PoolHandler(WorkerPool* pool, std::function<HttpResponse(const HttpRequest&)> handle) {
-  return [pool, handle = std::move(handle)](HttpRequest request, Responder respond) {
+// Runs every request on `pool`; a pool that refuses (full, behind by more than its queue delay,
+// stopped) answers 503 at once on the calling (network) thread, counted in `shed` when not null.
+Handler PoolHandler(WorkerPool* pool, CounterFamily* shed,
+                    std::function<HttpResponse(const HttpRequest&)> handle) {
+  return [pool, shed, handle = std::move(handle)](HttpRequest request, Responder respond) {
     auto shared = std::make_shared<HttpRequest>(std::move(request));
     auto reply = std::make_shared<Responder>(std::move(respond));
-    if (!pool->Post([shared, reply, handle] { (*reply)(handle(*shared)); })) {
+    const Admission admission = pool->Post([shared, reply, handle] { (*reply)(handle(*shared)); });
+    if (admission != Admission::kAccepted) {
+      if (shed != nullptr) {
+        shed->WithLabels({AdmissionName(admission), ""})->Inc();
+      }
       (*reply)(Overloaded());
     }
   };
@@ -383,8 +324,16 @@ StatusOr<std::unique_ptr<App>> App::Start(const std::filesystem::path& config_fi
   const std::size_t workers = c.server.worker_threads != 0
                                   ? c.server.worker_threads
                                   : std::max<std::size_t>(2, std::thread::hardware_concurrency());
-  p.pool = std::make_unique<WorkerPool>(workers * 8, c.server.max_connections);
-  p.ops_pool = std::make_unique<WorkerPool>(1, 64);
+  WorkerPool::Options intake;
+  intake.threads = workers * 8;
+  intake.max_queued = c.server.max_connections;
+  intake.max_queue_delay = c.server.max_queue_delay;
+  intake.clock = &p.clock;
+  p.pool = std::make_unique<WorkerPool>(intake);
+  WorkerPool::Options ops_pool;  // no delay limit: /healthz and /metrics answer under load
+  ops_pool.threads = 1;
+  ops_pool.max_queued = 64;
+  p.ops_pool = std::make_unique<WorkerPool>(ops_pool);
 
   p.sender = std::make_unique<HttpsSender>(c);
   AnswerParser parser = [&p](const store::Lease& lease,
@@ -531,14 +480,15 @@ StatusOr<std::unique_ptr<App>> App::Start(const std::filesystem::path& config_fi
   p.mailbox->Start();
   Api* api = p.api.get();
   StatusOr<std::unique_ptr<HttpsServer>> ops_server = HttpsServer::Start(
-      ops,
-      PoolHandler(p.ops_pool.get(), [api](const HttpRequest& r) { return api->HandleOps(r); }));
+      ops, PoolHandler(p.ops_pool.get(), nullptr,
+                       [api](const HttpRequest& r) { return api->HandleOps(r); }));
   if (!ops_server.ok()) {
     return Precondition("[server] ops listener", ops_server.status());
   }
   p.ops_server = std::move(ops_server).value();
   StatusOr<std::unique_ptr<HttpsServer>> main_server = HttpsServer::Start(
-      server, PoolHandler(p.pool.get(), [api](const HttpRequest& r) { return api->Handle(r); }));
+      server, PoolHandler(p.pool.get(), p.gateway_metrics.intake_shed_total,
+                          [api](const HttpRequest& r) { return api->Handle(r); }));
   if (!main_server.ok()) {
     return Precondition("[server] listener", main_server.status());
   }

@@ -447,6 +447,7 @@ void ReadServer(Table t, ServerConfig* s) {
   t.Millis("idle_timeout_ms", &s->idle_timeout, 100, 3'600'000);
   t.Integer("max_connections", &s->max_connections, 1, 1'000'000);
   t.Integer("worker_threads", &s->worker_threads, 0, 256);
+  t.Millis("max_queue_delay_ms", &s->max_queue_delay, 1, 600'000);
   if (t.present() && s->port != 0 && s->port == s->ops_port && s->listen_address == s->ops_address)
     t.Problem("ops_port", "must differ from port on the same address");
   t.Finish();
@@ -579,6 +580,7 @@ void ReadInsurers(Loader* loader, Table t, std::map<std::string, InsurerConfig>*
     i.Millis("connect_timeout_ms", &insurer.connect_timeout, 100, 120'000);
     i.Millis("request_timeout_ms", &insurer.request_timeout, 100, 600'000);
     i.Integer("max_in_flight", &insurer.max_in_flight, 1, 1024);
+    i.Integer("max_backlog", &insurer.max_backlog, 1, 100'000'000);
 
     Table retry = i.Sub("retry");
     retry.Millis("base_ms", &insurer.retry.base, 10, 3'600'000);

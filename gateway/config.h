@@ -58,6 +58,9 @@ struct ServerConfig {
   std::chrono::milliseconds idle_timeout{30'000};    // keep-alive connection without a request
   std::uint32_t max_connections = 1024;              // beyond it new connections get 503
   std::uint32_t worker_threads = 0;                  // CPU/blocking pool; 0 = hardware concurrency
+  // Admission at the door of the intake pool: a request arriving while the oldest queued one has
+  // waited longer than this gets 503 + Retry-After: 1 at once (max_queue_delay_ms, 1 ms .. 10 min).
+  std::chrono::milliseconds max_queue_delay{500};
 };
 
 struct StoreConfig {
@@ -138,6 +141,9 @@ struct InsurerConfig {
   std::chrono::milliseconds connect_timeout{5'000};
   std::chrono::milliseconds request_timeout{30'000};
   std::uint32_t max_in_flight = 4;
+  // Pending deliveries (store::QueueStats::depth) at which intake refuses new messages for this
+  // insurer with 503 + Retry-After instead of growing the durable backlog; 1 .. 10^8.
+  std::uint64_t max_backlog = 100'000;
   RetryPolicy retry;
   CircuitBreakerPolicy breaker;
 };

@@ -196,6 +196,46 @@ TEST_F(ConfigTest, OutOfRangeValueIsReported) {
               ElementsAre(ProblemAt("server.port", 2, "70000 is out of range [0, 65535]")));
 }
 
+TEST_F(ConfigTest, AdmissionLimitsHaveDefaultsAndAreRead) {
+  auto defaults = Load(kMinimal);
+  ASSERT_TRUE(defaults.ok()) << defaults.status().message();
+  EXPECT_EQ(defaults->server.max_queue_delay, std::chrono::milliseconds(500));
+  EXPECT_EQ(defaults->insurers.at("100").max_backlog, 100'000u);
+
+  auto set =
+      Load(ReplaceAll(ReplaceAll(kMinimal, "[server]\n", "[server]\nmax_queue_delay_ms = 250\n"),
+                      "[insurers.100]\n", "[insurers.100]\nmax_backlog = 3\n"));
+  ASSERT_TRUE(set.ok()) << set.status().message();
+  EXPECT_THAT(problems_, IsEmpty());
+  EXPECT_EQ(set->server.max_queue_delay, std::chrono::milliseconds(250));
+  EXPECT_EQ(set->insurers.at("100").max_backlog, 3u);
+}
+
+TEST_F(ConfigTest, AdmissionLimitsOutOfRangeNameTheirKey) {
+  auto low =
+      Load(ReplaceAll(ReplaceAll(kMinimal, "[server]\n", "[server]\nmax_queue_delay_ms = 0\n"),
+                      "[insurers.100]\n", "[insurers.100]\nmax_backlog = 0\n"));
+  EXPECT_FALSE(low.ok());
+  EXPECT_THAT(
+      problems_,
+      ElementsAre(ProblemAt("server.max_queue_delay_ms", 2, "0 is out of range [1, 600000]"),
+                  ProblemAt("insurers.100.max_backlog", 19, "0 is out of range [1, 100000000]")));
+  problems_.clear();
+  auto high =
+      Load(ReplaceAll(ReplaceAll(kMinimal, "[server]\n", "[server]\nmax_queue_delay_ms = 600001\n"),
+                      "[insurers.100]\n", "[insurers.100]\nmax_backlog = 100000001\n"));
+  EXPECT_FALSE(high.ok());
+  EXPECT_THAT(problems_,
+              ElementsAre(ProblemAt("server.max_queue_delay_ms", 2, "600001 is out of range"),
+                          ProblemAt("insurers.100.max_backlog", 19, "100000001 is out of range")));
+  problems_.clear();
+  auto wrong =
+      Load(ReplaceAll(kMinimal, "[insurers.100]\n", "[insurers.100]\nmax_backlog = \"3\"\n"));
+  EXPECT_FALSE(wrong.ok());
+  EXPECT_THAT(problems_, ElementsAre(ProblemAt("insurers.100.max_backlog", 18,
+                                               "must be an integer, not a string")));
+}
+
 TEST_F(ConfigTest, MissingFileIsReported) {
   fs::remove(dir_ / "tls/ca.crt");
   auto config = Load(kMinimal);

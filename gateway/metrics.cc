@@ -351,6 +351,11 @@ GatewayMetrics RegisterGatewayMetrics(Metrics& metrics) {
   m.breaker_open =
       metrics.AddGauge("passerelle_breaker_open",
                        "1 while the insurer's circuit breaker is open, else 0.", {"insurer"});
+  m.intake_shed_total = metrics.AddCounter(
+      "passerelle_intake_shed_total",
+      "Requests refused at admission with 503 + Retry-After, by reason (backlog: the insurer's "
+      "max_backlog reached; queue_delay, queue_full: the intake pool; stopped).",
+      {"reason", "insurer"});
   return m;
 }
 

@@ -175,6 +175,10 @@ struct GatewayMetrics {
   HistogramFamily* commit_batch_size = nullptr;         // no labels
   GaugeFamily* certificate_expiry_seconds = nullptr;    // {certificate}
   GaugeFamily* breaker_open = nullptr;                  // {insurer}; 1 open, 0 closed
+  // Requests refused at admission with 503 + Retry-After, {reason, insurer}: reason "backlog"
+  // (the insurer's max_backlog reached), "queue_delay" / "queue_full" (the intake pool; insurer
+  // ""), "stopped" (shutting down).
+  CounterFamily* intake_shed_total = nullptr;
 };
 // Registers (or finds) every family above; idempotent.
 GatewayMetrics RegisterGatewayMetrics(Metrics& metrics);

@@ -436,6 +436,15 @@ StatusOr<std::optional<std::string>> MemoryStore::MemberInsurer(
   return std::optional<std::string>(it->second);
 }
 
+StatusOr<bool> MemoryStore::IdempotencyKeyUsed(std::string_view practice_nihii,
+                                               std::string_view idempotency_key) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (unavailable_) {
+    return Status::Unavailable("the store is unavailable");
+  }
+  return idempotency_.count({std::string(practice_nihii), std::string(idempotency_key)}) != 0;
+}
+
 StatusOr<QueueStats> MemoryStore::Stats(std::string_view destination) {
   std::lock_guard<std::mutex> lock(mu_);
   QueueStats stats;

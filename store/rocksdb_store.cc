@@ -1318,6 +1318,18 @@ StatusOr<OrphanReturnPage> RocksDbStore::OrphanReturns(const PageRequest& page) 
   return result;
 }
 
+StatusOr<bool> RocksDbStore::IdempotencyKeyUsed(std::string_view practice_nihii,
+                                                std::string_view idempotency_key) {
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), handles_[kIdempotency],
+                               Join({practice_nihii, idempotency_key}), &value);
+  if (s.IsNotFound()) {
+    return false;
+  }
+  PSL_RETURN_IF_ERROR(FromRocks(s, "reading an idempotency record"));
+  return true;
+}
+
 StatusOr<MessageRecord> RocksDbStore::Get(std::string_view id) {
   std::string value;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), handles_[kMessages], id, &value);

@@ -140,6 +140,8 @@ class RocksDbStore final : public DurableQueue, public AuditLog {
                              const PageRequest& page) override;
   StatusOr<DeadLetterPage> DeadLetters(const PageRequest& page) override;
   StatusOr<QueueStats> Stats(std::string_view destination) override;
+  StatusOr<bool> IdempotencyKeyUsed(std::string_view practice_nihii,
+                                    std::string_view idempotency_key) override;
   StatusOr<std::optional<std::string>> MemberInsurer(std::string_view patient_pseudonym) override;
   StatusOr<PurgeResult> PurgeDelivered(TimePoint now) override;
   StatusOr<ReturnOutcome> RecordReturn(NewReturn r) override;

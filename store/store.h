@@ -275,6 +275,11 @@ class DurableQueue {
                                      const PageRequest& page) = 0;
   virtual StatusOr<DeadLetterPage> DeadLetters(const PageRequest& page) = 0;
   virtual StatusOr<QueueStats> Stats(std::string_view destination) = 0;
+  // Whether `practice_nihii` already used `idempotency_key` (a Commit with it would be a
+  // kDuplicate or a kConflict, never a new message): admission lets such a retry through when it
+  // refuses new work; the Commit still decides. Errors: kUnavailable.
+  virtual StatusOr<bool> IdempotencyKeyUsed(std::string_view practice_nihii,
+                                            std::string_view idempotency_key) = 0;
 
   // The member registry (DESIGN.md "Life of a message" 3): the insurer that last accepted a
   // message for this patient pseudonym, learned by Ack of an "accepted" answer in the same batch;

@@ -122,6 +122,17 @@ TEST_P(StoreBehaviourTest, KeysAreScopedToThePractice) {
   EXPECT_EQ(result->outcome, CommitOutcome::kCommitted);
 }
 
+TEST_P(StoreBehaviourTest, AUsedIdempotencyKeyIsKnownPerPractice) {
+  Fixture f(GetParam());
+  NewMessage m = Message("m1", "k1");
+  EXPECT_FALSE(*f.queue().IdempotencyKeyUsed(m.practice_nihii, "k1"));
+  ASSERT_TRUE(f.queue().Commit(m).ok());
+  EXPECT_TRUE(*f.queue().IdempotencyKeyUsed(m.practice_nihii, "k1"));
+  EXPECT_FALSE(*f.queue().IdempotencyKeyUsed(m.practice_nihii, "k2"));
+  EXPECT_FALSE(*f.queue().IdempotencyKeyUsed("19099999001", "k1"));
+  EXPECT_FALSE(*f.queue().IdempotencyKeyUsed(m.practice_nihii, ""));
+}
+
 TEST_P(StoreBehaviourTest, AnExistingIdIsAConflict) {
   Fixture f(GetParam());
   ASSERT_TRUE(f.queue().Commit(Message("m1")).ok());

@@ -28,8 +28,7 @@ PATIENTS = harness.EFACT_PATIENTS + [BAD_NISS]
 
 
 def leaked_patients(env):
-    logs = env.gateway.logs(None) + env.simulator.logs(None)
-    return [n for n in PATIENTS if n in logs]
+    return env.leaked(PATIENTS)
 
 
 class ClaimsEndToEndTest(unittest.TestCase):
@@ -46,11 +45,7 @@ class ClaimsEndToEndTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.env.stop()
-        leaked = leaked_patients(cls.env)
-        shutil.rmtree(cls.tmp, ignore_errors=True)
-        if leaked:
-            raise AssertionError("a NISS appears in the logs of the gateway or the simulator")
+        cls.env.stop_and_check_logs(PATIENTS, cls.tmp)
 
     def accepted(self, body, path="/v1/claims", headers=None):
         status, hdrs, reply = self.a.json("POST", path, body, headers)

@@ -32,8 +32,7 @@ SIMULATOR_ARGS = ["--mediprima-beneficiary", CARD_HOLDER]
 
 
 def leaked_patients(env):
-    logs = env.gateway.logs(None) + env.simulator.logs(None)
-    return [n for n in PATIENTS if n in logs]
+    return env.leaked(PATIENTS)
 
 
 def environment(tmp, **kw):
@@ -54,11 +53,7 @@ class FlowsEndToEndTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.env.stop()
-        leaked = leaked_patients(cls.env)
-        shutil.rmtree(cls.tmp, ignore_errors=True)
-        if leaked:
-            raise AssertionError("a NISS appears in the logs of the gateway or the simulator")
+        cls.env.stop_and_check_logs(PATIENTS, cls.tmp)
 
     def accepted(self, body, path):
         status, hdrs, reply = self.a.json("POST", path, body)

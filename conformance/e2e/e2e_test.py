@@ -44,12 +44,7 @@ class GatewayEndToEndTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.env.stop()
-        logs = cls.env.gateway.logs(None) + cls.env.simulator.logs(None)
-        leaked = [n for n in USED_NISS if n in logs]
-        shutil.rmtree(cls.tmp, ignore_errors=True)
-        if leaked:
-            raise AssertionError("a NISS appears in the logs of the gateway or the simulator")
+        cls.env.stop_and_check_logs(USED_NISS, cls.tmp)
 
     def send(self, client, body, path="/v1/enrolments", headers=None):
         return client.json("POST", path, body, headers)

@@ -12,6 +12,7 @@ import http.client
 import json
 import os
 import re
+import shutil
 import secrets
 import signal
 import ssl
@@ -549,6 +550,19 @@ class Environment:
         after its TAck, the return fetched from the mailbox)."""
         return self.wait_for(lambda: (lambda m: m if m.get("decision") in decisions else None)(
             self.message(client, message_id)), "message %s to reach %s" % (message_id, decisions), timeout)
+
+    def leaked(self, patients):
+        """The NISS of `patients` that appear in a log line of the gateway or the simulator."""
+        logs = self.gateway.logs(None) + self.simulator.logs(None)
+        return [n for n in patients if n in logs]
+
+    def stop_and_check_logs(self, patients, tmp):
+        """Stops both processes, removes `tmp`, and fails if any of `patients` was logged."""
+        self.stop()
+        leaked = self.leaked(patients)
+        shutil.rmtree(tmp, ignore_errors=True)
+        if leaked:
+            raise AssertionError("a NISS appears in the logs of the gateway or the simulator")
 
     def stop(self):
         for p in (self.gateway, self.simulator):
