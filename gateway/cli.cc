@@ -1,5 +1,7 @@
 #include "gateway/cli.h"
 
+#include <dlfcn.h>
+
 #include <algorithm>
 #include <charconv>
 #include <chrono>
@@ -548,6 +550,23 @@ int AdminCall(const AdminOptions& o, const std::string& method, const std::strin
   return result.response.status / 100 == 2 ? kExitOk : kExitInvalid;
 }
 
+// The allocator this process runs on: jemalloc when the binary links it (its `mallctl` is then
+// defined; see gateway/CMakeLists.txt), else the C library's.
+std::string AllocatorName() {
+  using Mallctl = int (*)(const char*, void*, std::size_t*, void*, std::size_t);
+  auto* mallctl = reinterpret_cast<Mallctl>(dlsym(RTLD_DEFAULT, "mallctl"));
+  if (mallctl == nullptr) {
+    return "glibc malloc";
+  }
+  const char* version = nullptr;
+  std::size_t size = sizeof(version);
+  if (mallctl("version", static_cast<void*>(&version), &size, nullptr, 0) != 0 ||
+      version == nullptr) {
+    return "jemalloc";
+  }
+  return std::string("jemalloc ") + version;
+}
+
 }  // namespace
 
 int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
@@ -557,7 +576,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
 
   CLI::App app{"Passerelle: MyCareNet gateway for Belgian medical practices", "passerelle"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "passerelle 0.1.0");
+  app.set_version_flag("--version", "passerelle 0.1.0\nallocator: " + AllocatorName());
 
   std::string at;
   auto add_at = [&at](CLI::App* cmd) {

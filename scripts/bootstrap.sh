@@ -23,6 +23,8 @@ packages=(
   libxml2-dev libxmlsec1-dev libxmlsec1-openssl libssl-dev openssl zlib1g-dev
   # the durable store (synced write batches, column families, fault-injection file system)
   librocksdb-dev
+  # the gateway's allocator (glibc malloc's arenas cost ~15 % of its CPU under load)
+  libjemalloc-dev
   # the HTTPS service, its outbound client and the insurer simulator: Boost.Beast/Asio (header-only)
   libboost1.74-dev
   # command line, JSON output and the TOML configuration (toml++, used header-only)
