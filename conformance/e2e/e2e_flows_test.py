@@ -101,6 +101,29 @@ class FlowsEndToEndTest(unittest.TestCase):
         # Faulted requests are not opened: the one the simulator opened said attempt 3.
         self.assertEqual(after["eattest"]["attempts"].get("_" + reply["id"]), 3, after["eattest"])
 
+    def test_an_eattest_is_cancelled_by_its_invoicing_number_and_only_once(self):
+        patient = harness.EATTEST_OTHER_PATIENT
+        _, sent = self.answered(harness.eattest(patient=patient), "/v1/claims")
+        self.assertEqual(sent["decision"], "accepted", sent)
+        number = sent["answer"]["insurer_reference"]
+        before = self.env.sim_stats()["by_insurer"]["300"]["eattest"]["cancels"]
+        reply, cancelled = self.answered(
+            harness.eattest(patient=patient, op="cancel", invoicing_text=number), "/v1/claims")
+        self.assertEqual((reply["flow"], reply["operation"]), ("eattest", "CancelAttestation"))
+        self.assertEqual(cancelled["decision"], "accepted", cancelled)
+        self.assertEqual(self.env.sim_stats()["by_insurer"]["300"]["eattest"]["cancels"], before + 1)
+        # The same number again: the insurer's answer "already cancelled" (240) is shown.
+        _, again = self.answered(
+            harness.eattest(patient=patient, op="cancel", invoicing_text=number), "/v1/claims")
+        self.assertEqual(again["decision"], "refused", again)
+        self.assertIn("240", again["codes"], again)
+        # A number the insurer never gave: 244.
+        _, unknown = self.answered(
+            harness.eattest(patient=patient, op="cancel", invoicing_text="300.19990101.0001"),
+            "/v1/claims")
+        self.assertEqual(unknown["decision"], "refused", unknown)
+        self.assertIn("244", unknown["codes"], unknown)
+
     def test_an_invalid_eattest_is_refused_at_intake_with_code_and_path(self):
         bad = harness.eattest(practice=harness.PRACTICE_A, request_author=harness.PRACTICE_B)
         status, _, problem = self.a.json("POST", "/v1/claims", bad)
