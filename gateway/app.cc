@@ -150,6 +150,13 @@ struct App::Parts {
   }
 
   void CollectMetrics() {
+    const store::RocksDbStore::MemoryUsage memory = store->memory_usage();
+    gateway_metrics.store_memory_bytes->WithLabels({"memtables"})
+        ->Set(static_cast<double>(memory.memtables));
+    gateway_metrics.store_memory_bytes->WithLabels({"table_readers"})
+        ->Set(static_cast<double>(memory.table_readers));
+    gateway_metrics.store_memory_bytes->WithLabels({"block_cache"})
+        ->Set(static_cast<double>(memory.block_cache));
     for (const auto& [key, insurer] : config.insurers) {
       StatusOr<store::QueueStats> stats = store->Stats(key);
       if (stats.ok()) {

@@ -342,6 +342,9 @@ GatewayMetrics RegisterGatewayMetrics(Metrics& metrics) {
                          "Delivery attempts to insurers, by outcome.", {"insurer", "outcome"});
   m.dead_letters_total = metrics.AddCounter(
       "passerelle_dead_letters_total", "Deliveries moved to the dead-letter queue.", {"insurer"});
+  m.store_memory_bytes = metrics.AddGauge(
+      "passerelle_store_memory_bytes",
+      "Memory RocksDB holds (its estimates, summed over column families), by kind.", {"kind"});
   m.commit_batch_size = metrics.AddHistogram(
       "passerelle_commit_batch_size", "Writes sharing one synced store batch (group commit).", {},
       {1, 2, 4, 8, 16, 32, 64, 128, 256});

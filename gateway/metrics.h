@@ -175,6 +175,8 @@ struct GatewayMetrics {
   HistogramFamily* commit_batch_size = nullptr;         // no labels
   GaugeFamily* certificate_expiry_seconds = nullptr;    // {certificate}
   GaugeFamily* breaker_open = nullptr;                  // {insurer}; 1 open, 0 closed
+  // RocksDB's own memory, {kind}: "memtables", "table_readers", "block_cache".
+  GaugeFamily* store_memory_bytes = nullptr;
   // Requests refused at admission with 503 + Retry-After, {reason, insurer}: reason "backlog"
   // (the insurer's max_backlog reached), "queue_delay" / "queue_full" (the intake pool; insurer
   // ""), "stopped" (shutting down).

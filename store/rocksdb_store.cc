@@ -1318,6 +1318,23 @@ StatusOr<OrphanReturnPage> RocksDbStore::OrphanReturns(const PageRequest& page) 
   return result;
 }
 
+RocksDbStore::MemoryUsage RocksDbStore::memory_usage() {
+  MemoryUsage usage;
+  auto sum = [&](const char* property, std::uint64_t* out) {
+    std::uint64_t value = 0;
+    for (rocksdb::ColumnFamilyHandle* handle : handles_) {
+      if (handle != nullptr && db_->GetIntProperty(handle, property, &value)) {
+        *out += value;
+      }
+    }
+  };
+  sum(rocksdb::DB::Properties::kCurSizeAllMemTables.c_str(), &usage.memtables);
+  sum(rocksdb::DB::Properties::kEstimateTableReadersMem.c_str(), &usage.table_readers);
+  // Each column family's table factory has its own cache (RocksDB's default 8 MiB): summed.
+  sum(rocksdb::DB::Properties::kBlockCacheUsage.c_str(), &usage.block_cache);
+  return usage;
+}
+
 StatusOr<bool> RocksDbStore::IdempotencyKeyUsed(std::string_view practice_nihii,
                                                 std::string_view idempotency_key) {
   std::string value;

@@ -162,6 +162,16 @@ class RocksDbStore final : public DurableQueue, public AuditLog {
 
   CommitStageStats commit_stats();
 
+  // What RocksDB itself holds in memory, summed over the column families (its own estimates):
+  // the part of the gateway's resident size that grows with the data (table readers: index and
+  // Bloom filter blocks of the SST files) and the bounded parts (memtables, block caches).
+  struct MemoryUsage {
+    std::uint64_t memtables = 0;      // rocksdb.cur-size-all-mem-tables
+    std::uint64_t table_readers = 0;  // rocksdb.estimate-table-readers-mem
+    std::uint64_t block_cache = 0;    // rocksdb.block-cache-usage
+  };
+  MemoryUsage memory_usage();
+
   // Stats(destination) computed by a full scan of the queue and the records (O(queue depth)):
   // the reference the in-memory counters behind Stats are tested against; diagnostics only.
   StatusOr<QueueStats> ScanStats(std::string_view destination);

@@ -856,5 +856,16 @@ TEST_F(RocksDbStoreTest, LeasingThroughManyAnsweredAndRetriedEntriesKeepsDueOrde
   EXPECT_EQ(stats->depth, 0u);
 }
 
+TEST_F(RocksDbStoreTest, MemoryUsageCountsTheMemtablesAsTheyFill) {
+  auto store = MustOpen();
+  const RocksDbStore::MemoryUsage empty = store->memory_usage();
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_TRUE(store->Commit(Message("m" + std::to_string(i), "", std::string(2000, 'x'))).ok());
+  }
+  const RocksDbStore::MemoryUsage filled = store->memory_usage();
+  // 50 sealed payloads of 2 kB at least, besides records, queue entries and audit events.
+  EXPECT_GE(filled.memtables, empty.memtables + 50 * 2000);
+}
+
 }  // namespace
 }  // namespace psl::store::testing

@@ -227,6 +227,12 @@ class GatewayEndToEndTest(unittest.TestCase):
         for name in ("passerelle_requests_total", "passerelle_queue_depth", "passerelle_delivery_attempts_total",
                      "passerelle_commit_batch_size", "passerelle_certificate_expiry_seconds"):
             self.assertIn(name, text)
+        # RocksDB's own memory: the memtables hold this test's messages.
+        memtables = [line for line in text.splitlines()
+                     if line.startswith('passerelle_store_memory_bytes{kind="memtables"} ')]
+        self.assertEqual(len(memtables), 1, text)
+        self.assertGreater(float(memtables[0].split()[-1]), 0)
+        self.assertIn('passerelle_store_memory_bytes{kind="table_readers"} ', text)
 
 
 class GatewayCrashTest(unittest.TestCase):
