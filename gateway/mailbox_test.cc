@@ -126,6 +126,15 @@ class MailboxTest : public ::testing::Test {
 
   // A claim of `practice` delivered to 300 (its TAck recorded), carrying `file` (default: the
   // sample file the Return()s answer).
+  // The confirm request the mailbox sent as its request number `i` (from the SOAP body).
+  StatusOr<codecs::ConfirmRequest> SentConfirm(std::size_t i) {
+    StatusOr<codecs::SoapResponse> soap = codecs::ParseSoapResponse(sender_.sent.at(i).body);
+    if (!soap.ok()) {
+      return soap.status();
+    }
+    return codecs::ParseConfirmRequest(soap->body_xml, codecs::mhm_test::TestSchemas());
+  }
+
   std::string DeliveredClaim(const std::string& id, const std::string& practice = kPractice,
                              const std::string& file = SampleFileBytes()) {
     store::NewMessage m;
@@ -241,10 +250,7 @@ TEST_F(MailboxTest, ReturnIsRecordedOnItsMessageAndOnlyThenConfirmed) {
   EXPECT_THAT(sender_.sent[0].body, HasSubstr("urn:nip:destination:io:300"));
 
   EXPECT_EQ(sender_.sent[1].action, "\"" + std::string(codecs::kGenAsyncConfirmAction) + "\"");
-  StatusOr<codecs::SoapResponse> confirm = codecs::ParseSoapResponse(sender_.sent[1].body);
-  ASSERT_TRUE(confirm.ok());
-  StatusOr<codecs::ConfirmRequest> confirmed =
-      codecs::ParseConfirmRequest(confirm->body_xml, codecs::mhm_test::TestSchemas());
+  StatusOr<codecs::ConfirmRequest> confirmed = SentConfirm(1);
   ASSERT_TRUE(confirmed.ok()) << confirmed.status().ToString();
   ASSERT_EQ(confirmed->msg_hash_values.size(), 1u);
 
@@ -402,10 +408,7 @@ TEST_F(MailboxTest, MailboxTAckIsRecordedOnceAndConfirmedByItsContent) {
   EXPECT_EQ(stats.duplicates, 1u);
   EXPECT_EQ(stats.confirmed, 1u);
   ASSERT_EQ(sender_.sent.size(), 4u);
-  StatusOr<codecs::SoapResponse> confirm = codecs::ParseSoapResponse(sender_.sent[3].body);
-  ASSERT_TRUE(confirm.ok());
-  StatusOr<codecs::ConfirmRequest> confirmed =
-      codecs::ParseConfirmRequest(confirm->body_xml, codecs::mhm_test::TestSchemas());
+  StatusOr<codecs::ConfirmRequest> confirmed = SentConfirm(3);
   ASSERT_TRUE(confirmed.ok()) << confirmed.status().ToString();
   EXPECT_EQ(confirmed->tack_contents, std::vector<std::string>{tack.content});
   // Its attributes are not signed: informational only, it never reaches the message's decision.
@@ -493,10 +496,7 @@ TEST_F(MailboxTest, UnreadableReturnIsRecordedConfirmedAndDoesNotStarveTheNext) 
   EXPECT_EQ(stats.recorded, 2u);
   EXPECT_EQ(stats.confirmed, 2u);
   ASSERT_EQ(sender_.sent.size(), 2u);
-  StatusOr<codecs::SoapResponse> confirm = codecs::ParseSoapResponse(sender_.sent[1].body);
-  ASSERT_TRUE(confirm.ok());
-  StatusOr<codecs::ConfirmRequest> confirmed =
-      codecs::ParseConfirmRequest(confirm->body_xml, codecs::mhm_test::TestSchemas());
+  StatusOr<codecs::ConfirmRequest> confirmed = SentConfirm(1);
   ASSERT_TRUE(confirmed.ok());
   EXPECT_EQ(confirmed->msg_hash_values.size(), 2u);
   StatusOr<store::OrphanReturnPage> orphans = store_->OrphanReturns({});
@@ -564,10 +564,7 @@ TEST_F(MailboxTest, SameReturnReservedWithOtherDeflateBytesIsADuplicate) {
   EXPECT_EQ(Answers(id).size(), 2u);  // the post answer and one return
   // The confirm echoes the HashValue as served this time.
   ASSERT_EQ(sender_.sent.size(), 4u);
-  StatusOr<codecs::SoapResponse> confirm = codecs::ParseSoapResponse(sender_.sent[3].body);
-  ASSERT_TRUE(confirm.ok());
-  StatusOr<codecs::ConfirmRequest> confirmed =
-      codecs::ParseConfirmRequest(confirm->body_xml, codecs::mhm_test::TestSchemas());
+  StatusOr<codecs::ConfirmRequest> confirmed = SentConfirm(3);
   ASSERT_TRUE(confirmed.ok());
   EXPECT_EQ(confirmed->msg_hash_values,
             std::vector<std::string>{codecs::GenAsyncHashValue(deflated)});
